@@ -1,0 +1,148 @@
+"""`lexalign download|finetune|align` (and the download.py / finetune.py / align.py shims).
+
+Only click is imported here: `--help` stays instant and never imports torch. Each command
+imports what it needs when it runs.
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any, Callable
+
+import click
+
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, LexAlignError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every command has."""
+    f = click.option("--debug", is_flag=True, help="Show a Python traceback for unexpected errors.")(f)
+    f = click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line on stdout (for CI and scripts).")(f)
+    f = click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final result.")(f)
+    f = click.option("--dry-run", is_flag=True, help="Validate and show the plan; write nothing.")(f)
+    f = click.option(
+        "-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=str),
+        metavar="FILE", help="YAML config (see config/).",
+    )(f)
+    return f
+
+
+def _console(quiet: bool, as_json: bool):
+    from .console import Console
+
+    return Console("json" if as_json else "quiet" if quiet else "human")
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="lexalign", prog_name="lexalign")
+def cli() -> None:
+    """LexAlign: download models and datasets from the Hugging Face Hub, fine-tune them with
+    LoRA (SFT) and align them with DPO — each driven by a YAML config."""
+
+
+@cli.command(context_settings=CONTEXT)
+@_common
+@click.option("--verify", is_flag=True, help="Re-hash downloaded files against their manifests (offline); exit 1 on a mismatch.")
+@click.option(
+    "--token-file", type=click.Path(exists=True, dir_okay=False, path_type=str), metavar="FILE",
+    help="Read the Hub token from FILE instead of $HF_TOKEN.",
+)
+def download(config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, verify: bool, token_file: str | None) -> None:
+    """Download the models and datasets listed in a YAML config (e.g. config/downloads.yaml).
+
+    Retries transient failures with backoff, resumes partial files, checks every file and
+    writes lexalign-manifest.json into each repo's folder. Respects HF_ENDPOINT, HF_HOME,
+    HF_HUB_OFFLINE and HF_TOKEN.
+    """
+    from .commands import run_download
+
+    sys.exit(run_download(config_path, _console(quiet, as_json), dry_run=dry_run, verify=verify, token_file=token_file))
+
+
+@cli.command(context_settings=CONTEXT)
+@_common
+@click.option("--overwrite", is_flag=True, help="With resume: never, start over in a non-empty output_dir.")
+def finetune(config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool) -> None:
+    """Supervised fine-tuning with LoRA (peft + trl) from a YAML config (e.g. config/finetune.yaml).
+
+    Writes the adapter, tokenizer, checkpoints, metrics.jsonl and run.json to output_dir.
+    Runs unchanged under `accelerate launch` or `torchrun`.
+    """
+    from .commands import run_train
+
+    sys.exit(run_train("finetune", config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite))
+
+
+@cli.command(context_settings=CONTEXT)
+@_common
+@click.option("--overwrite", is_flag=True, help="With resume: never, start over in a non-empty output_dir.")
+def align(config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool) -> None:
+    """Preference alignment with DPO (trl) from a YAML config (e.g. config/align.yaml).
+
+    Optionally starts from a finetune output (adapter:), which then is the DPO reference.
+    Writes the same outputs as finetune.
+    """
+    from .commands import run_train
+
+    sys.exit(run_train("align", config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite))
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
+    """Run the CLI; return the exit code. `download.py` & co. pass their command name first."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command: click.Command = cli
+    if prog_name and args and args[0] in cli.commands:
+        command = cli.commands[args.pop(0)]
+    try:
+        signal.signal(signal.SIGTERM, _sigterm)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        command.main(args=args, prog_name=prog_name or "lexalign", standalone_mode=False)
+        return 0
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_FAILURE)
+    except click.exceptions.Abort:
+        sys.stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; run the same command again to resume\n")
+        return EXIT_INTERRUPTED
+    except LexAlignError as exc:
+        from .errors import redact
+
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"error: {redact(str(exc))}\n")
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with --debug
+        from .errors import one_line, redact
+
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(
+            f"error: unexpected {type(exc).__name__}: {redact(one_line(exc))} (run with --debug for the traceback)\n"
+        )
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # python -m lexalign.cli
+    sys.exit(main())

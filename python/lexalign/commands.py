@@ -1,0 +1,88 @@
+"""The bodies of the CLI commands: load the config, run, print the summary, return the exit
+code. Heavy modules (huggingface_hub, torch, trl) are imported here, never by `--help`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .console import Console, human_bytes
+from .errors import ConfigError
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def read_token(token_file: str | None) -> str | None:
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--token-file {token_file}: cannot read it ({exc.strerror})") from None
+        if not token:
+            raise ConfigError(f"--token-file {token_file} is empty; put the token on its first line")
+        return token
+    token = os.environ.get("HF_TOKEN", "").strip()
+    return token or None
+
+
+def run_download(config_path: str, console: Console, *, dry_run: bool, verify: bool, token_file: str | None) -> int:
+    from .config import DownloadConfig, load_config
+
+    cfg = load_config(config_path, DownloadConfig)
+    from . import hub
+
+    if verify:
+        problems = hub.verify(cfg, console)
+        console.event("summary", verified=True, problems=problems)
+        if problems:
+            console.error(f"verify: {problems} problem(s); run download again to repair")
+            return 1
+        return 0
+
+    token = read_token(token_file)
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+    offline = _truthy(os.environ.get("HF_HUB_OFFLINE"))
+    downloader = hub.Downloader(cfg, console, token=token, dry_run=dry_run, offline=offline)
+    results = downloader.run()
+
+    failed = [r for r in results if not r.status.startswith(("ok", "dry-run"))]
+    if dry_run:
+        rows = [
+            [r.repo_id, f"{r.revision} → {r.commit[:12] or '?'}", r.files, human_bytes(r.bytes), str(r.local_dir), r.status]
+            for r in results
+        ]
+        total = sum(r.bytes for r in results)
+        rows.append(["total", "", sum(r.files for r in results), human_bytes(total), "", ""])
+        console.table("download plan (dry run: nothing written)", ["repo", "revision → commit", "files", "bytes", "local_dir", "status"], rows)
+    else:
+        rows = [
+            [r.repo_id, r.commit[:12] or "-", r.files, human_bytes(r.bytes), f"{r.seconds:.1f}", r.status]
+            for r in results
+        ]
+        console.table("download summary", ["repo", "commit", "files", "bytes", "seconds", "status"], rows)
+    console.event(
+        "summary",
+        repos=len(results),
+        ok=len(results) - len(failed),
+        failed=len(failed),
+        bytes=sum(r.bytes for r in results),
+        fetched_bytes=sum(r.fetched_bytes for r in results),
+        dry_run=dry_run,
+    )
+    if console.mode == "quiet":
+        for r in results:
+            print(f"{r.repo_id}\t{r.commit or '-'}\t{r.status}")
+    return 1 if failed else 0
+
+
+def run_train(kind: str, config_path: str, console: Console, *, dry_run: bool, overwrite: bool) -> int:
+    from .config import AlignConfig, FinetuneConfig, load_config
+
+    cfg = load_config(config_path, FinetuneConfig if kind == "finetune" else AlignConfig)
+    from . import train
+
+    return train.run(kind, cfg, console, config_path=config_path, dry_run=dry_run, overwrite=overwrite)

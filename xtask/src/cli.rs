@@ -1,0 +1,172 @@
+//! Command-line definitions (clap derive). Bad usage exits 2 with clap's message.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "LexAlign dev environment: build the image, test in containers, sync pins",
+    version
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub task: Task,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct Global {
+    /// Container engine client (path or name). Default: $LEXALIGN_DOCKER, else `docker`, else `podman`.
+    #[arg(long, global = true, value_name = "PATH_OR_NAME")]
+    pub engine: Option<String>,
+    /// Image reference the tasks build and run.
+    #[arg(
+        long,
+        global = true,
+        value_name = "REF",
+        default_value = "lexalign-dev:latest"
+    )]
+    pub image: String,
+    /// Print every engine command that would run, run none, exit 0.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Print each engine command before running it.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print only errors and the final result.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The Python project mounted at /app in dev runs (default: <repo>/python).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub python_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Task {
+    /// Preflight checks: engine, daemon, BuildKit, disk, base image, CA bundle, HF_TOKEN, GPU.
+    Doctor,
+    /// Build the registry-free Python 3.11 base image from Debian packages (mmdebstrap).
+    BaseImage(BaseImageArgs),
+    /// Build docker/Dockerfile into the dev image.
+    Image(ImageArgs),
+    /// Check the built image: Python, packages vs lockfile, user, entrypoint, exit codes, staleness.
+    Smoke,
+    /// Run download.py, finetune.py and align.py with --help inside the image.
+    HelpCheck,
+    /// pytest -m "not integration" in a container (extra args after --).
+    TestUnit(PassArgs),
+    /// pytest -m integration in a container (extra args after --).
+    TestE2e(PassArgs),
+    /// Interactive bash in the container with the dev mounts.
+    Shell,
+    /// Run any command in the container with the dev mounts: `cargo xtask run -- CMD…`.
+    Run(RunArgs),
+    /// Sync exact pins from the lockfile into pyproject.toml.
+    Pins(PinsArgs),
+    /// Regenerate python/pylock.toml with uv inside a Linux container, then sync pins.
+    Lock(LockArgs),
+    /// The whole chain: cargo tests, pins --check, image, smoke, help-check, test-unit, test-e2e.
+    Ci(CiArgs),
+    /// Benchmark the dev loop and write target/bench/results.json and docs/benchmarks.md.
+    Bench(BenchArgs),
+    /// Remove containers, images and volumes that carry the project's label.
+    Clean,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct BaseImageArgs {
+    /// Tag of the base image.
+    #[arg(long, default_value = crate::base_image::DEFAULT_TAG)]
+    pub tag: String,
+    /// Debian suite.
+    #[arg(long, default_value = "bookworm")]
+    pub suite: String,
+    /// Debian mirror (default: mmdebstrap's, or the host's apt sources).
+    #[arg(long)]
+    pub mirror: Option<String>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct ImageArgs {
+    /// Base image: `auto` (python:3.11-slim if present or pullable, else the Debian-built base), or a reference.
+    #[arg(long, default_value = "auto")]
+    pub base_image: String,
+    /// Tag for the built image (default: the global --image).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Build without the layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// CA bundle for pip/uv inside the build (default: $SSL_CERT_FILE, $PIP_CERT, $REQUESTS_CA_BUNDLE).
+    #[arg(long, value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Target platform, e.g. linux/amd64.
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PassArgs {
+    /// Arguments passed to pytest.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The command to run in the container.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct PinsArgs {
+    /// Change nothing; print a diff and exit 1 when anything would change.
+    #[arg(long)]
+    pub check: bool,
+    /// Lockfile (PEP 751 pylock.toml, or requirements-style `name==version` lines).
+    #[arg(long, value_name = "PATH")]
+    pub lock: Option<PathBuf>,
+    /// The pyproject.toml to update.
+    #[arg(long, value_name = "PATH")]
+    pub pyproject: Option<PathBuf>,
+    /// A requirement whose package is missing from the lock is an error (default: a warning).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct LockArgs {
+    /// Allow every package to move to its newest allowed version.
+    #[arg(long)]
+    pub upgrade: bool,
+    /// Allow only this package to move (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub upgrade_package: Vec<String>,
+    /// CA bundle for uv (default as for `image`).
+    #[arg(long, value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct CiArgs {
+    /// Run every step even after a failure.
+    #[arg(long)]
+    pub keep_going: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct BenchArgs {
+    /// Fewer runs, and no cold build.
+    #[arg(long)]
+    pub quick: bool,
+    /// Only these rows (ids or names, e.g. `noop-rebuild cli-help`).
+    #[arg(long, num_args = 1.., value_name = "ROW")]
+    pub only: Vec<String>,
+    /// Runs per row (default 5, 3 with --quick).
+    #[arg(long)]
+    pub runs: Option<usize>,
+}
