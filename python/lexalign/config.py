@@ -285,9 +285,11 @@ def parse_config(data: Any, model: type[BaseModel], source: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
+        # Unknown keys first: a misspelt key usually explains a "missing" one.
+        errors = sorted(exc.errors(include_url=False), key=lambda e: e.get("type") != "extra_forbidden")
         first = _describe(errors[0], model)
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        others = [_key_path(tuple(e.get("loc", ()))) for e in errors[1:]]
+        more = f" (also: {', '.join(others[:5])}{', …' if len(others) > 5 else ''})" if others else ""
         raise ConfigError(f"{source}: {first}{more}") from None
 
 

@@ -5,6 +5,11 @@ an overall deadline, a per-repo completeness check (size, and sha256 or git blob
 Hub publishes one), and errors that tell missing / gated / forbidden apart. Files appear under
 their final names only when complete (huggingface_hub's `.incomplete` + rename), and a later run
 resumes partial files.
+
+huggingface_hub retries some file requests on its own (up to 5 times, 1-8 s apart), but not the
+API call, not mid-body drops and not 429. So that `retries`, `timeout_s` and `deadline_s` are the
+one policy a user configures, its file-request retries are switched off (`_single_attempt`) and
+every request goes through `Downloader._retrying`.
 """
 
 from __future__ import annotations
@@ -103,6 +108,9 @@ def classify(exc: BaseException) -> Transient | None:
         hf_errors.OfflineModeIsEnabled,
     )
     for e in _chain(exc):
+        # "not in the local cache" wraps the real cause (a connection error, a 5xx on HEAD…)
+        if isinstance(e, hf_errors.LocalEntryNotFoundError) and (e.__cause__ or e.__context__):
+            continue
         if isinstance(e, final):
             return None
         response = getattr(e, "response", None)
@@ -142,6 +150,8 @@ def explain(exc: BaseException, repo_id: str, repo_type: str, revision: str, hav
 
     kind = "dataset" if repo_type == "dataset" else "model"
     for e in _chain(exc):
+        if isinstance(e, hf_errors.LocalEntryNotFoundError) and (e.__cause__ or e.__context__):
+            continue
         status = getattr(getattr(e, "response", None), "status_code", None)
         if isinstance(e, hf_errors.GatedRepoError):
             if status == 401 or not have_token:
@@ -195,6 +205,20 @@ def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random) -
     return cap / 2 + rng.uniform(0, cap / 2)
 
 
+def _single_attempt() -> None:
+    """Make huggingface_hub's file requests single attempts: our retry loop owns the policy."""
+    import functools
+
+    from huggingface_hub import file_download
+
+    current = getattr(file_download, "http_backoff", None)
+    if current is None or getattr(current, "_lexalign", False):
+        return
+    wrapped = functools.partial(current, max_retries=0)
+    wrapped._lexalign = True  # type: ignore[attr-defined]
+    file_download.http_backoff = wrapped
+
+
 class Downloader:
     def __init__(
         self,
@@ -214,6 +238,7 @@ class Downloader:
         self.sleep = sleep
         self.rng = random.Random()
         self.deadline = Deadline(cfg.deadline_s)
+        _single_attempt()
 
     # -- retries -------------------------------------------------------------------------------
 

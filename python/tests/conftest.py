@@ -1,0 +1,64 @@
+"""Shared fixtures: the local Hub imitation, running the real CLIs in a subprocess, and tiny
+models built on the spot (random-init GPT-2 + a byte-level BPE tokenizer trained here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from hubsim import HubSim  # noqa: E402
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+    """Run `python <script>.py ARGS` (the real CLI) and capture everything."""
+    full_env = dict(os.environ)
+    full_env.pop("HF_TOKEN", None)
+    full_env.update(env or {})
+    full_env.setdefault("PYTHONUNBUFFERED", "1")
+    p = subprocess.run(
+        [sys.executable, str(PROJECT / f"{script}.py"), *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+@pytest.fixture
+def hub():
+    sim = HubSim()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def hub_env(hub, tmp_path):
+    """Environment that points huggingface_hub at the imitation, with a private HF_HOME."""
+    return {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A random-init GPT-2 (2 layers, 64 dims) and a BPE tokenizer trained on a few KB of text."""
+    from tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-gpt2"))
