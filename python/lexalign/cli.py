@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -21,13 +22,29 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options every command has."""
-    f = click.option("--debug", is_flag=True, help="Show a Python traceback for unexpected errors.")(f)
-    f = click.option("--json", "as_json", is_flag=True, help="Print one JSON event per line on stdout (for CI and scripts).")(f)
-    f = click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final result.")(f)
-    f = click.option("--dry-run", is_flag=True, help="Validate and show the plan; write nothing.")(f)
     f = click.option(
-        "-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=str),
-        metavar="FILE", help="YAML config (see config/).",
+        "--debug", is_flag=True, help="Show a Python traceback for unexpected errors."
+    )(f)
+    f = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print one JSON event per line on stdout (for CI and scripts).",
+    )(f)
+    f = click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final result.")(
+        f
+    )
+    f = click.option("--dry-run", is_flag=True, help="Validate and show the plan; write nothing.")(
+        f
+    )
+    f = click.option(
+        "-c",
+        "--config",
+        "config_path",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=str),
+        metavar="FILE",
+        help="YAML config (see config/).",
     )(f)
     return f
 
@@ -47,12 +64,26 @@ def cli() -> None:
 
 @cli.command(context_settings=CONTEXT)
 @_common
-@click.option("--verify", is_flag=True, help="Re-hash downloaded files against their manifests (offline); exit 1 on a mismatch.")
 @click.option(
-    "--token-file", type=click.Path(exists=True, dir_okay=False, path_type=str), metavar="FILE",
+    "--verify",
+    is_flag=True,
+    help="Re-hash downloaded files against their manifests (offline); exit 1 on a mismatch.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    metavar="FILE",
     help="Read the Hub token from FILE instead of $HF_TOKEN.",
 )
-def download(config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, verify: bool, token_file: str | None) -> None:
+def download(
+    config_path: str,
+    dry_run: bool,
+    quiet: bool,
+    as_json: bool,
+    debug: bool,
+    verify: bool,
+    token_file: str | None,
+) -> None:
     """Download the models and datasets listed in a YAML config (e.g. config/downloads.yaml).
 
     Retries transient failures with backoff, resumes partial files, checks every file and
@@ -61,13 +92,25 @@ def download(config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug:
     """
     from .commands import run_download
 
-    sys.exit(run_download(config_path, _console(quiet, as_json), dry_run=dry_run, verify=verify, token_file=token_file))
+    sys.exit(
+        run_download(
+            config_path,
+            _console(quiet, as_json),
+            dry_run=dry_run,
+            verify=verify,
+            token_file=token_file,
+        )
+    )
 
 
 @cli.command(context_settings=CONTEXT)
 @_common
-@click.option("--overwrite", is_flag=True, help="With resume: never, start over in a non-empty output_dir.")
-def finetune(config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool) -> None:
+@click.option(
+    "--overwrite", is_flag=True, help="With resume: never, start over in a non-empty output_dir."
+)
+def finetune(
+    config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool
+) -> None:
     """Supervised fine-tuning with LoRA (peft + trl) from a YAML config (e.g. config/finetune.yaml).
 
     Writes the adapter, tokenizer, checkpoints, metrics.jsonl and run.json to output_dir.
@@ -75,13 +118,21 @@ def finetune(config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug:
     """
     from .commands import run_train
 
-    sys.exit(run_train("finetune", config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite))
+    sys.exit(
+        run_train(
+            "finetune", config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite
+        )
+    )
 
 
 @cli.command(context_settings=CONTEXT)
 @_common
-@click.option("--overwrite", is_flag=True, help="With resume: never, start over in a non-empty output_dir.")
-def align(config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool) -> None:
+@click.option(
+    "--overwrite", is_flag=True, help="With resume: never, start over in a non-empty output_dir."
+)
+def align(
+    config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool
+) -> None:
     """Preference alignment with DPO (trl) from a YAML config (e.g. config/align.yaml).
 
     Optionally starts from a finetune output (adapter:), which then is the DPO reference.
@@ -89,7 +140,11 @@ def align(config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bo
     """
     from .commands import run_train
 
-    sys.exit(run_train("align", config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite))
+    sys.exit(
+        run_train(
+            "align", config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite
+        )
+    )
 
 
 def _sigterm(signum: int, frame: Any) -> None:

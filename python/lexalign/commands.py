@@ -19,15 +19,21 @@ def read_token(token_file: str | None) -> str | None:
         try:
             token = Path(token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"--token-file {token_file}: cannot read it ({exc.strerror})") from None
+            raise ConfigError(
+                f"--token-file {token_file}: cannot read it ({exc.strerror})"
+            ) from None
         if not token:
-            raise ConfigError(f"--token-file {token_file} is empty; put the token on its first line")
+            raise ConfigError(
+                f"--token-file {token_file} is empty; put the token on its first line"
+            )
         return token
     token = os.environ.get("HF_TOKEN", "").strip()
     return token or None
 
 
-def run_download(config_path: str, console: Console, *, dry_run: bool, verify: bool, token_file: str | None) -> int:
+def run_download(
+    config_path: str, console: Console, *, dry_run: bool, verify: bool, token_file: str | None
+) -> int:
     from .config import DownloadConfig, load_config
 
     cfg = load_config(config_path, DownloadConfig)
@@ -52,18 +58,38 @@ def run_download(config_path: str, console: Console, *, dry_run: bool, verify: b
     failed = [r for r in results if not r.status.startswith(("ok", "dry-run"))]
     if dry_run:
         rows = [
-            [r.repo_id, f"{r.revision} → {r.commit[:12] or '?'}", r.files, human_bytes(r.bytes), str(r.local_dir), r.status]
+            [
+                r.repo_id,
+                f"{r.revision} → {r.commit[:12] or '?'}",
+                r.files,
+                human_bytes(r.bytes),
+                str(r.local_dir),
+                r.status,
+            ]
             for r in results
         ]
         total = sum(r.bytes for r in results)
         rows.append(["total", "", sum(r.files for r in results), human_bytes(total), "", ""])
-        console.table("download plan (dry run: nothing written)", ["repo", "revision → commit", "files", "bytes", "local_dir", "status"], rows)
+        console.table(
+            "download plan (dry run: nothing written)",
+            ["repo", "revision → commit", "files", "bytes", "local_dir", "status"],
+            rows,
+        )
     else:
         rows = [
-            [r.repo_id, r.commit[:12] or "-", r.files, human_bytes(r.bytes), f"{r.seconds:.1f}", r.status]
+            [
+                r.repo_id,
+                r.commit[:12] or "-",
+                r.files,
+                human_bytes(r.bytes),
+                f"{r.seconds:.1f}",
+                r.status,
+            ]
             for r in results
         ]
-        console.table("download summary", ["repo", "commit", "files", "bytes", "seconds", "status"], rows)
+        console.table(
+            "download summary", ["repo", "commit", "files", "bytes", "seconds", "status"], rows
+        )
     console.event(
         "summary",
         repos=len(results),
@@ -79,10 +105,14 @@ def run_download(config_path: str, console: Console, *, dry_run: bool, verify: b
     return 1 if failed else 0
 
 
-def run_train(kind: str, config_path: str, console: Console, *, dry_run: bool, overwrite: bool) -> int:
+def run_train(
+    kind: str, config_path: str, console: Console, *, dry_run: bool, overwrite: bool
+) -> int:
     from .config import AlignConfig, FinetuneConfig, load_config
 
     cfg = load_config(config_path, FinetuneConfig if kind == "finetune" else AlignConfig)
     from . import train
 
-    return train.run(kind, cfg, console, config_path=config_path, dry_run=dry_run, overwrite=overwrite)
+    return train.run(
+        kind, cfg, console, config_path=config_path, dry_run=dry_run, overwrite=overwrite
+    )

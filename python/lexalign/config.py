@@ -10,7 +10,7 @@ import difflib
 import re
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -60,7 +60,9 @@ class RepoSpec(Strict):
     @classmethod
     def _allow(cls, v: list[str] | None) -> list[str] | None:
         if v is not None and len(v) == 0:
-            raise ValueError("is empty, so nothing would be downloaded; remove the key to download every file")
+            raise ValueError(
+                "is empty, so nothing would be downloaded; remove the key to download every file"
+            )
         return v
 
     @field_validator("allow_patterns", "ignore_patterns")
@@ -75,7 +77,9 @@ class RepoSpec(Strict):
     @classmethod
     def _local_dir(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
-            raise ValueError("is empty; give a folder, or remove the key for <output_dir>/<repo name>")
+            raise ValueError(
+                "is empty; give a folder, or remove the key for <output_dir>/<repo name>"
+            )
         return v
 
 
@@ -90,14 +94,18 @@ class DownloadConfig(Strict):
     @model_validator(mode="after")
     def _something_to_do(self) -> DownloadConfig:
         if not self.models and not self.datasets:
-            raise ValueError("models and datasets are both empty: list at least one repo under `models:` or `datasets:`")
+            raise ValueError(
+                "models and datasets are both empty: list at least one repo under `models:` or `datasets:`"
+            )
         seen: dict[str, str] = {}
         for kind, specs in (("models", self.models), ("datasets", self.datasets)):
             for i, spec in enumerate(specs):
                 target = str(Path(self.local_dir_for(spec, kind)).resolve())
                 where = f"{kind}[{i}]"
                 if target in seen:
-                    raise ValueError(f"{where} and {seen[target]} download into the same folder {target}; give one a different local_dir")
+                    raise ValueError(
+                        f"{where} and {seen[target]} download into the same folder {target}; give one a different local_dir"
+                    )
                 seen[target] = where
         return self
 
@@ -125,10 +133,14 @@ class SFTDataset(Strict):
     def _one_format(self) -> SFTDataset:
         pc = (self.prompt_field is not None, self.completion_field is not None)
         if pc[0] != pc[1]:
-            raise ValueError("prompt_field and completion_field go together: set both, or use text_field")
+            raise ValueError(
+                "prompt_field and completion_field go together: set both, or use text_field"
+            )
         chosen = sum([self.text_field is not None, all(pc), self.messages_field is not None])
         if chosen > 1:
-            raise ValueError("set exactly one format: text_field, or prompt_field + completion_field, or messages_field")
+            raise ValueError(
+                "set exactly one format: text_field, or prompt_field + completion_field, or messages_field"
+            )
         if chosen == 0:
             self.text_field = "text"
         return self
@@ -154,7 +166,7 @@ class Lora(Strict):
     r: int = Field(8, ge=1, le=4096)
     alpha: float = Field(16, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: Union[Literal["auto", "all-linear"], list[str]] = "auto"
+    target_modules: Literal["auto", "all-linear"] | list[str] = "auto"
 
     @field_validator("target_modules")
     @classmethod
@@ -191,7 +203,9 @@ class TrainConfigBase(Strict):
     @classmethod
     def _model(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("is empty; give a local model folder (e.g. models/distilgpt2) or a Hub repo id")
+            raise ValueError(
+                "is empty; give a local model folder (e.g. models/distilgpt2) or a Hub repo id"
+            )
         return v
 
     @field_validator("resume")
@@ -263,7 +277,11 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
         key = str(loc[-1]) if loc else "?"
         known = _model_fields_at(model, loc[:-1])
         guess = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f"; did you mean '{guess[0]}'?" if guess else (f"; known keys: {', '.join(known)}" if known else "")
+        hint = (
+            f"; did you mean '{guess[0]}'?"
+            if guess
+            else (f"; known keys: {', '.join(known)}" if known else "")
+        )
         return f"{_key_path(loc)}: unknown key{hint}"
     if kind == "missing":
         return f"{_key_path(loc)}: required key is missing; add it"
@@ -281,15 +299,21 @@ def parse_config(data: Any, model: type[BaseModel], source: str) -> Any:
     if data is None:
         raise ConfigError(f"{source}: the file is empty; see config/ for an example")
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of keys, not a {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys, not a {type(data).__name__}"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         # Unknown keys first: a misspelt key usually explains a "missing" one.
-        errors = sorted(exc.errors(include_url=False), key=lambda e: e.get("type") != "extra_forbidden")
+        errors = sorted(
+            exc.errors(include_url=False), key=lambda e: e.get("type") != "extra_forbidden"
+        )
         first = _describe(errors[0], model)
         others = [_key_path(tuple(e.get("loc", ()))) for e in errors[1:]]
-        more = f" (also: {', '.join(others[:5])}{', …' if len(others) > 5 else ''})" if others else ""
+        more = (
+            f" (also: {', '.join(others[:5])}{', …' if len(others) > 5 else ''})" if others else ""
+        )
         raise ConfigError(f"{source}: {first}{more}") from None
 
 
@@ -298,7 +322,9 @@ def load_yaml(path: str | Path) -> Any:
 
     p = Path(path)
     if not p.exists():
-        raise ConfigError(f"config file not found: {p}; pass --config PATH (examples are in config/)")
+        raise ConfigError(
+            f"config file not found: {p}; pass --config PATH (examples are in config/)"
+        )
     if p.is_dir():
         raise ConfigError(f"{p} is a folder; pass --config with a YAML file")
     try:

@@ -72,7 +72,9 @@ class Console:
             table.add_column(c, overflow="fold")
         for r in rows:
             table.add_row(*[redact(str(x)) for x in r])
-        RichConsole(highlight=False, soft_wrap=False, width=max(100, RichConsole().width)).print(table)
+        RichConsole(highlight=False, soft_wrap=False, width=max(100, RichConsole().width)).print(
+            table
+        )
 
 
 def human_bytes(n: float) -> str:

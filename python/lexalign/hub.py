@@ -18,9 +18,10 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .config import DownloadConfig, RepoSpec
 from .console import Console, human_bytes
@@ -144,7 +145,9 @@ def classify(exc: BaseException) -> Transient | None:
     return None
 
 
-def explain(exc: BaseException, repo_id: str, repo_type: str, revision: str, have_token: bool) -> str:
+def explain(
+    exc: BaseException, repo_id: str, repo_type: str, revision: str, have_token: bool
+) -> str:
     """One line for a final error: what went wrong and what to do."""
     from huggingface_hub import errors as hf_errors
 
@@ -193,7 +196,9 @@ class Deadline:
     def check(self, what: str) -> float:
         left = self.remaining()
         if left <= 0:
-            raise DeadlineExceeded(f"deadline_s={self.seconds:g} exceeded while {what}; raise deadline_s or retry later")
+            raise DeadlineExceeded(
+                f"deadline_s={self.seconds:g} exceeded while {what}; raise deadline_s or retry later"
+            )
         return left
 
 
@@ -255,7 +260,9 @@ class Downloader:
                 transient = classify(exc)
                 if transient is None:
                     raise RuntimeFailure(
-                        explain(exc, ctx["repo_id"], ctx["repo_type"], ctx["revision"], bool(self.token))
+                        explain(
+                            exc, ctx["repo_id"], ctx["repo_type"], ctx["revision"], bool(self.token)
+                        )
                     ) from exc
                 if attempt == attempts - 1:
                     raise RuntimeFailure(
@@ -274,7 +281,10 @@ class Downloader:
                     f"retry {attempt + 1}/{attempts - 1} in {delay:.1f}s"
                 )
                 self.console.event(
-                    "retry", what=what, attempt=attempt + 1, delay_s=round(delay, 2),
+                    "retry",
+                    what=what,
+                    attempt=attempt + 1,
+                    delay_s=round(delay, 2),
                     error=redact(one_line(transient.cause, 200)),
                 )
                 self.sleep(delay)
@@ -293,7 +303,11 @@ class Downloader:
 
         def call(timeout: float):
             return api.repo_info(
-                spec.repo_id, revision=revision, repo_type=repo_type, files_metadata=True, timeout=timeout
+                spec.repo_id,
+                revision=revision,
+                repo_type=repo_type,
+                files_metadata=True,
+                timeout=timeout,
             )
 
         info = self._retrying(f"resolving {spec.repo_id}@{revision}", call, ctx)
@@ -313,12 +327,20 @@ class Downloader:
             sha256 = getattr(lfs, "sha256", None) if lfs is not None else None
             if isinstance(lfs, dict):
                 sha256 = lfs.get("sha256")
-            files.append(RemoteFile(path=name, size=s.size, sha256=sha256, blob_id=None if sha256 else s.blob_id))
+            files.append(
+                RemoteFile(
+                    path=name, size=s.size, sha256=sha256, blob_id=None if sha256 else s.blob_id
+                )
+            )
         if not info.sha:
-            raise RuntimeFailure(f"{spec.repo_id}: the Hub did not return a commit for revision {revision!r}")
+            raise RuntimeFailure(
+                f"{spec.repo_id}: the Hub did not return a commit for revision {revision!r}"
+            )
         return info.sha, files
 
-    def _fetch(self, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path) -> None:
+    def _fetch(
+        self, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
+    ) -> None:
         from huggingface_hub import constants, hf_hub_download
 
         ctx = {"repo_id": spec.repo_id, "repo_type": repo_type, "revision": spec.revision or "main"}
@@ -352,7 +374,9 @@ class Downloader:
             return f"{f.path}: git blob id mismatch", sha256
         return None, sha256
 
-    def download_repo(self, spec: RepoSpec, repo_type: str, local_dir: Path, result: RepoResult) -> None:
+    def download_repo(
+        self, spec: RepoSpec, repo_type: str, local_dir: Path, result: RepoResult
+    ) -> None:
         started = time.monotonic()
         revision = spec.revision or "main"
         if self.offline:
@@ -363,8 +387,13 @@ class Downloader:
         result.files = len(files)
         result.bytes = sum(f.size or 0 for f in files)
         self.console.event(
-            "repo_start", repo_id=spec.repo_id, repo_type=repo_type, revision=revision, commit=commit,
-            files=len(files), bytes=result.bytes,
+            "repo_start",
+            repo_id=spec.repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            commit=commit,
+            files=len(files),
+            bytes=result.bytes,
         )
         if self.dry_run:
             result.status = "dry-run"
@@ -378,30 +407,49 @@ class Downloader:
         for f in files:
             p = local_dir / f.path
             entry = known.get(f.path)
-            if entry and p.is_file() and p.stat().st_size == entry["size"] == (f.size if f.size is not None else entry["size"]):
+            if (
+                entry
+                and p.is_file()
+                and p.stat().st_size
+                == entry["size"]
+                == (f.size if f.size is not None else entry["size"])
+            ):
                 manifest_files.append(ManifestFile(f.path, entry["size"], entry["sha256"]))
-                self.console.event("file_done", repo_id=spec.repo_id, path=f.path, bytes=entry["size"], cached=True)
+                self.console.event(
+                    "file_done", repo_id=spec.repo_id, path=f.path, bytes=entry["size"], cached=True
+                )
                 continue
             sha256 = self._fetch_verified(spec, repo_type, commit, f, local_dir)
             size = p.stat().st_size
             result.fetched_bytes += size
             manifest_files.append(ManifestFile(f.path, size, sha256))
         write_manifest(
-            local_dir, repo_id=spec.repo_id, repo_type=repo_type, revision=revision, commit=commit,
+            local_dir,
+            repo_id=spec.repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            commit=commit,
             files=manifest_files,
-            patterns={"allow_patterns": spec.allow_patterns, "ignore_patterns": spec.ignore_patterns},
+            patterns={
+                "allow_patterns": spec.allow_patterns,
+                "ignore_patterns": spec.ignore_patterns,
+            },
         )
         result.seconds = time.monotonic() - started
         result.status = "ok"
 
-    def _fetch_verified(self, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path) -> str:
+    def _fetch_verified(
+        self, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
+    ) -> str:
         """Download one file (resuming), check it, and retry a corrupt copy within the budget."""
-        for attempt in range(self.cfg.retries + 1):
+        for _attempt in range(self.cfg.retries + 1):
             with _Progress(self.console, spec.repo_id, f, local_dir):
                 self._fetch(spec, repo_type, commit, f, local_dir)
             problem, sha256 = self._check_file(local_dir, f)
             if problem is None:
-                self.console.event("file_done", repo_id=spec.repo_id, path=f.path, bytes=f.size, cached=False)
+                self.console.event(
+                    "file_done", repo_id=spec.repo_id, path=f.path, bytes=f.size, cached=False
+                )
                 if not self.console.human or not _Progress.live():
                     self.console.info(f"  {spec.repo_id}: {f.path} ({human_bytes(f.size or 0)})")
                 return sha256
@@ -431,10 +479,16 @@ class Downloader:
         if self.dry_run:
             result.status = "dry-run (offline)"
             return
-        missing = [e["path"] for e in data["files"] if not (local_dir / e["path"]).is_file()
-                   or (local_dir / e["path"]).stat().st_size != e["size"]]
+        missing = [
+            e["path"]
+            for e in data["files"]
+            if not (local_dir / e["path"]).is_file()
+            or (local_dir / e["path"]).stat().st_size != e["size"]
+        ]
         if missing:
-            raise RuntimeFailure(f"{spec.repo_id}: offline and {len(missing)} file(s) are missing or truncated, e.g. {missing[0]}")
+            raise RuntimeFailure(
+                f"{spec.repo_id}: offline and {len(missing)} file(s) are missing or truncated, e.g. {missing[0]}"
+            )
         result.status = "ok (offline)"
 
     # -- the run -------------------------------------------------------------------------------
@@ -461,17 +515,32 @@ class Downloader:
                 self.console.error(str(exc), repo_id=spec.repo_id)
                 results.append(result)
                 # Nothing else can finish either.
-                for spec2, rt2, ld2 in jobs[len(results):]:
-                    results.append(RepoResult(spec2.repo_id, rt2, spec2.revision or "main", ld2, status="skipped",
-                                              error="deadline exceeded"))
+                for spec2, rt2, ld2 in jobs[len(results) :]:
+                    results.append(
+                        RepoResult(
+                            spec2.repo_id,
+                            rt2,
+                            spec2.revision or "main",
+                            ld2,
+                            status="skipped",
+                            error="deadline exceeded",
+                        )
+                    )
                 break
             except LexAlignError as exc:
                 result.status, result.error = "failed", str(exc)
                 self.console.error(str(exc), repo_id=spec.repo_id)
             result.seconds = time.monotonic() - started
             self.console.event(
-                "repo_done", repo_id=spec.repo_id, repo_type=repo_type, status=result.status, commit=result.commit,
-                files=result.files, bytes=result.bytes, seconds=round(result.seconds, 3), local_dir=str(local_dir),
+                "repo_done",
+                repo_id=spec.repo_id,
+                repo_type=repo_type,
+                status=result.status,
+                commit=result.commit,
+                files=result.files,
+                bytes=result.bytes,
+                seconds=round(result.seconds, 3),
+                local_dir=str(local_dir),
                 error=result.error or None,
             )
             results.append(result)
@@ -514,7 +583,13 @@ class _Progress:
                 last = now
                 if self.bar is not None:
                     self.bar[0].update(self.bar[1], completed=now)
-                self.console.event("file_progress", repo_id=self.repo_id, path=self.f.path, bytes=now, total=self.f.size)
+                self.console.event(
+                    "file_progress",
+                    repo_id=self.repo_id,
+                    path=self.f.path,
+                    bytes=now,
+                    total=self.f.size,
+                )
 
     def __enter__(self) -> _Progress:
         import sys
@@ -523,8 +598,12 @@ class _Progress:
             from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
             progress = Progress(
-                "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                console=self.console.rich, transient=True,
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=self.console.rich,
+                transient=True,
             )
             task = progress.add_task(f"{self.repo_id}: {self.f.path}", total=self.f.size)
             progress.start()
@@ -542,7 +621,9 @@ class _Progress:
         if self.bar is not None:
             self.bar[0].stop()
             if exc[0] is None:
-                self.console.info(f"  {self.repo_id}: {self.f.path} ({human_bytes(self.f.size or 0)})")
+                self.console.info(
+                    f"  {self.repo_id}: {self.f.path} ({human_bytes(self.f.size or 0)})"
+                )
 
 
 def verify(cfg: DownloadConfig, console: Console) -> int:
@@ -555,10 +636,14 @@ def verify(cfg: DownloadConfig, console: Console) -> int:
             found = verify_manifest(local_dir)
             data = read_manifest(local_dir)
             n = len(data["files"]) if data else 0
-            rows.append([spec.repo_id, str(local_dir), n, "ok" if not found else f"{len(found)} problem(s)"])
+            rows.append(
+                [spec.repo_id, str(local_dir), n, "ok" if not found else f"{len(found)} problem(s)"]
+            )
             for p in found:
                 console.error(f"verify: {p}", repo_id=spec.repo_id)
-            console.event("verify", repo_id=spec.repo_id, local_dir=str(local_dir), files=n, problems=found)
+            console.event(
+                "verify", repo_id=spec.repo_id, local_dir=str(local_dir), files=n, problems=found
+            )
             problems += len(found)
     console.table("verify", ["repo", "local_dir", "files", "status"], rows)
     return problems

@@ -70,7 +70,10 @@ def write_manifest(
         "repo_type": repo_type,
         "revision": revision,
         "commit": commit,
-        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in sorted(files, key=lambda f: f.path)],
+        "files": [
+            {"path": f.path, "size": f.size, "sha256": f.sha256}
+            for f in sorted(files, key=lambda f: f.path)
+        ],
         "allow_patterns": patterns.get("allow_patterns"),
         "ignore_patterns": patterns.get("ignore_patterns"),
         "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

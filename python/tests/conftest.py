@@ -29,7 +29,9 @@ class Result:
         return self.stdout + self.stderr
 
 
-def run_cli(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+def run_cli(
+    script: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> Result:
     """Run `python <script>.py ARGS` (the real CLI) and capture everything."""
     full_env = dict(os.environ)
     full_env.pop("HF_TOKEN", None)
@@ -37,7 +39,11 @@ def run_cli(script: str, *args: str, cwd: Path, env: dict[str, str] | None = Non
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     p = subprocess.run(
         [sys.executable, str(PROJECT / f"{script}.py"), *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     return Result(p.returncode, p.stdout, p.stderr)
 
@@ -53,7 +59,11 @@ def hub():
 @pytest.fixture
 def hub_env(hub, tmp_path):
     """Environment that points huggingface_hub at the imitation, with a private HF_HOME."""
-    return {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    return {
+        "HF_ENDPOINT": hub.url,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
 
 
 @pytest.fixture(scope="session")

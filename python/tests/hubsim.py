@@ -54,7 +54,9 @@ class SimRepo:
         return v.stat().st_size if isinstance(v, Path) else len(v)
 
     def is_lfs(self, path: str) -> bool:
-        return self.size(path) >= LFS_MIN_SIZE or path.endswith((".safetensors", ".bin", ".parquet"))
+        return self.size(path) >= LFS_MIN_SIZE or path.endswith(
+            (".safetensors", ".bin", ".parquet")
+        )
 
     def commit_for(self, rev: str) -> str | None:
         if rev in self.revisions:
@@ -90,10 +92,19 @@ class HubSim:
 
     # -- setup ---------------------------------------------------------------------------------
 
-    def add_repo(self, repo_id: str, files: dict[str, bytes | Path], *, repo_type: str = "model",
-                 revisions: dict[str, str] | None = None, gated: bool = False,
-                 allowed_tokens: set[str] | None = None) -> SimRepo:
-        repo = SimRepo(repo_id, repo_type, dict(files), dict(revisions or {}), gated, set(allowed_tokens or ()))
+    def add_repo(
+        self,
+        repo_id: str,
+        files: dict[str, bytes | Path],
+        *,
+        repo_type: str = "model",
+        revisions: dict[str, str] | None = None,
+        gated: bool = False,
+        allowed_tokens: set[str] | None = None,
+    ) -> SimRepo:
+        repo = SimRepo(
+            repo_id, repo_type, dict(files), dict(revisions or {}), gated, set(allowed_tokens or ())
+        )
         self.repos[(repo_type, repo_id)] = repo
         return repo
 
@@ -107,7 +118,9 @@ class HubSim:
         with self.lock:
             self.faults.clear()
 
-    def requests(self, method: str | None = None, contains: str = "") -> list[tuple[str, str, str | None]]:
+    def requests(
+        self, method: str | None = None, contains: str = ""
+    ) -> list[tuple[str, str, str | None]]:
         with self.lock:
             return [r for r in self.log if (method is None or r[0] == method) and contains in r[1]]
 
@@ -156,7 +169,9 @@ def _make_handler(sim: HubSim):
 
         # -- helpers ---------------------------------------------------------------------------
 
-        def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        def _send(
+            self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
+        ) -> None:
             self.send_response(status)
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
@@ -181,10 +196,18 @@ def _make_handler(sim: HubSim):
                 return True
             token = self._token()
             if token is None:
-                self._error(401, "GatedRepo", "Access to this repo is restricted; you must be authenticated.")
+                self._error(
+                    401,
+                    "GatedRepo",
+                    "Access to this repo is restricted; you must be authenticated.",
+                )
                 return False
             if token not in repo.allowed_tokens:
-                self._error(403, "GatedRepo", "Access to this repo is restricted; accept the conditions first.")
+                self._error(
+                    403,
+                    "GatedRepo",
+                    "Access to this repo is restricted; accept the conditions first.",
+                )
                 return False
             return True
 
@@ -197,10 +220,15 @@ def _make_handler(sim: HubSim):
                 time.sleep(f.seconds)
                 return False
             if f.kind == "status":
-                headers = {"Content-Type": "application/json", "X-Error-Message": f"injected {f.status}"}
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Error-Message": f"injected {f.status}",
+                }
                 if f.retry_after is not None:
                     headers["Retry-After"] = f"{f.retry_after:g}"
-                self._send(f.status, json.dumps({"error": f"injected {f.status}"}).encode(), headers)
+                self._send(
+                    f.status, json.dumps({"error": f"injected {f.status}"}).encode(), headers
+                )
                 return True
             if f.kind == "drop" and where == "api":
                 self.close_connection = True
@@ -244,7 +272,7 @@ def _make_handler(sim: HubSim):
             rev = "main"
             if "revision" in rest:
                 i = rest.index("revision")
-                rev = "/".join(rest[i + 1:])
+                rev = "/".join(rest[i + 1 :])
                 rest = rest[:i]
             repo = sim.repos.get((repo_type, "/".join(rest)))
             if repo is None:
@@ -264,9 +292,16 @@ def _make_handler(sim: HubSim):
                     entry["lfs"] = {"sha256": sha256, "size": repo.size(name), "pointerSize": 134}
                 siblings.append(entry)
             body = {
-                "_id": commit[:24], "id": repo.repo_id, "sha": commit, "private": False,
-                "gated": "manual" if repo.gated else False, "disabled": False,
-                "lastModified": "2026-01-01T00:00:00.000Z", "tags": [], "downloads": 0, "likes": 0,
+                "_id": commit[:24],
+                "id": repo.repo_id,
+                "sha": commit,
+                "private": False,
+                "gated": "manual" if repo.gated else False,
+                "disabled": False,
+                "lastModified": "2026-01-01T00:00:00.000Z",
+                "tags": [],
+                "downloads": 0,
+                "likes": 0,
                 "siblings": siblings,
             }
             self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
@@ -280,7 +315,7 @@ def _make_handler(sim: HubSim):
             if parts[0] == "datasets":
                 repo_type, parts = "dataset", parts[1:]
             i = parts.index("resolve")
-            repo_id, rev, filename = "/".join(parts[:i]), parts[i + 1], "/".join(parts[i + 2:])
+            repo_id, rev, filename = "/".join(parts[:i]), parts[i + 1], "/".join(parts[i + 2 :])
             repo = sim.repos.get((repo_type, repo_id))
             if repo is None:
                 self._error(404 if self._token() else 401, "RepoNotFound", "Repository not found")
@@ -296,7 +331,11 @@ def _make_handler(sim: HubSim):
                 return
             size = repo.size(filename)
             sha256, blob = sim.hashes(repo, filename)
-            headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+            headers = {
+                "X-Repo-Commit": commit,
+                "Accept-Ranges": "bytes",
+                "Content-Type": "application/octet-stream",
+            }
             if repo.is_lfs(filename):
                 headers["ETag"] = f'"{sha256}"'
                 headers["X-Linked-Etag"] = f'"{sha256}"'
@@ -364,7 +403,7 @@ def _make_handler(sim: HubSim):
             if handle is not None:
                 return handle.read(n)
             assert isinstance(src, bytes)
-            return src[offset:offset + n]
+            return src[offset : offset + n]
 
     return Handler
 
@@ -377,7 +416,11 @@ def main() -> None:
     ap.add_argument("--url-file", help="write the URL here once serving")
     args = ap.parse_args()
     root = Path(args.serve)
-    files = {str(p.relative_to(root)).replace(os.sep, "/"): p for p in sorted(root.rglob("*")) if p.is_file()}
+    files = {
+        str(p.relative_to(root)).replace(os.sep, "/"): p
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
     sim = HubSim()
     sim.add_repo(args.repo_id, files, repo_type=args.repo_type)
     url = sim.start()

@@ -41,7 +41,14 @@ def write_config(tmp_path: Path, body: str) -> Path:
 def dl(tmp_path, hub_env, *args, env=None, config=None):
     e = dict(hub_env)
     e.update(env or {})
-    return run_cli("download", "--config", str(config or tmp_path / "downloads.yaml"), *args, cwd=tmp_path, env=e)
+    return run_cli(
+        "download",
+        "--config",
+        str(config or tmp_path / "downloads.yaml"),
+        *args,
+        cwd=tmp_path,
+        env=e,
+    )
 
 
 @pytest.fixture
@@ -50,8 +57,15 @@ def model_repo(hub):
 
 
 def test_model_and_dataset_happy_path(tmp_path, hub, hub_env, model_repo):
-    hub.add_repo("org/data", {"train.jsonl": b'{"text": "a"}\n', "test.jsonl": b'{"text": "b"}\n'}, repo_type="dataset")
-    write_config(tmp_path, "models:\n  - repo_id: org/tiny\ndatasets:\n  - repo_id: org/data\n    local_dir: data/org\n")
+    hub.add_repo(
+        "org/data",
+        {"train.jsonl": b'{"text": "a"}\n', "test.jsonl": b'{"text": "b"}\n'},
+        repo_type="dataset",
+    )
+    write_config(
+        tmp_path,
+        "models:\n  - repo_id: org/tiny\ndatasets:\n  - repo_id: org/data\n    local_dir: data/org\n",
+    )
     r = dl(tmp_path, hub_env)
     assert r.code == 0, r.output
     for name, data in MODEL_FILES.items():
@@ -62,7 +76,10 @@ def test_model_and_dataset_happy_path(tmp_path, hub, hub_env, model_repo):
     assert manifest["revision"] == "main" and manifest["commit"] == model_repo.revisions["main"]
     by_path = {f["path"]: f for f in manifest["files"]}
     assert set(by_path) == set(MODEL_FILES)
-    assert by_path["model.safetensors"]["sha256"] == hashlib.sha256(MODEL_FILES["model.safetensors"]).hexdigest()
+    assert (
+        by_path["model.safetensors"]["sha256"]
+        == hashlib.sha256(MODEL_FILES["model.safetensors"]).hexdigest()
+    )
     assert by_path["model.safetensors"]["size"] == 300_000
     ds = json.loads((tmp_path / "data/org/lexalign-manifest.json").read_text())
     assert ds["repo_type"] == "dataset"
@@ -134,7 +151,16 @@ def test_dry_run_resolves_and_writes_nothing(tmp_path, hub, hub_env, model_repo)
         dict(where="api", kind="drop", times=1),
         dict(where="api", kind="slow", seconds=4, times=1),
     ],
-    ids=["drop-mid-body", "drop-small-file", "get-503", "429-retry-after", "head-500", "api-502", "api-connection-drop", "api-slow"],
+    ids=[
+        "drop-mid-body",
+        "drop-small-file",
+        "get-503",
+        "429-retry-after",
+        "head-500",
+        "api-502",
+        "api-connection-drop",
+        "api-slow",
+    ],
 )
 def test_transient_faults_recover_within_budget(tmp_path, hub, hub_env, model_repo, fault):
     hub.add_fault(**fault)
@@ -142,7 +168,9 @@ def test_transient_faults_recover_within_budget(tmp_path, hub, hub_env, model_re
     r = dl(tmp_path, hub_env)
     assert r.code == 0, r.output
     assert "retry 1/3" in r.stderr
-    assert (tmp_path / "models/tiny/model.safetensors").read_bytes() == MODEL_FILES["model.safetensors"]
+    assert (tmp_path / "models/tiny/model.safetensors").read_bytes() == MODEL_FILES[
+        "model.safetensors"
+    ]
 
 
 CHUNK = 10 * 1024 * 1024  # huggingface_hub writes what it reads in chunks of this size
@@ -162,17 +190,24 @@ def test_connection_drop_resumes_from_the_partial_file(tmp_path, hub, hub_env):
 
 
 def test_stall_mid_body_times_out_and_resumes(tmp_path, hub, hub_env, model_repo):
-    hub.add_fault(where="get", kind="stall", path="model.safetensors", after_bytes=50_000, seconds=6)
+    hub.add_fault(
+        where="get", kind="stall", path="model.safetensors", after_bytes=50_000, seconds=6
+    )
     write_config(tmp_path, "retries: 2\ntimeout_s: 1\nmodels:\n  - repo_id: org/tiny\n")
     r = dl(tmp_path, hub_env)
     assert r.code == 0, r.output
-    assert (tmp_path / "models/tiny/model.safetensors").read_bytes() == MODEL_FILES["model.safetensors"]
+    assert (tmp_path / "models/tiny/model.safetensors").read_bytes() == MODEL_FILES[
+        "model.safetensors"
+    ]
 
 
 def test_faults_past_the_budget_fail_with_exit_1(tmp_path, hub, hub_env, model_repo):
     hub.add_fault(where="get", kind="status", status=503, path="model.safetensors", times=10)
     hub.add_repo("org/fine", {"config.json": b"{}"})
-    write_config(tmp_path, "retries: 2\ntimeout_s: 2\nmodels:\n  - repo_id: org/tiny\n  - repo_id: org/fine\n")
+    write_config(
+        tmp_path,
+        "retries: 2\ntimeout_s: 2\nmodels:\n  - repo_id: org/tiny\n  - repo_id: org/fine\n",
+    )
     r = dl(tmp_path, hub_env)
     assert r.code == 1
     assert "gave up after 3 attempt(s)" in r.stderr and "model.safetensors" in r.stderr
@@ -202,7 +237,9 @@ def test_gated_without_token_and_token_without_access(tmp_path, hub, hub_env):
     r = dl(tmp_path, hub_env)
     assert r.code == 1 and "is gated and no token was sent" in r.stderr
     r = dl(tmp_path, hub_env, env={"HF_TOKEN": CANARY})
-    assert r.code == 1 and "your token has no access" in r.stderr and "accept the licence" in r.stderr
+    assert (
+        r.code == 1 and "your token has no access" in r.stderr and "accept the licence" in r.stderr
+    )
     assert CANARY not in r.output
     r = dl(tmp_path, hub_env, env={"HF_TOKEN": good})
     assert r.code == 0, r.output
@@ -224,7 +261,9 @@ def test_token_file_and_token_never_printed(tmp_path, hub, hub_env):
 
 def test_deadline(tmp_path, hub, hub_env, model_repo):
     hub.add_fault(where="api", kind="status", status=503, retry_after=5, times=5)
-    write_config(tmp_path, "retries: 5\ntimeout_s: 1\ndeadline_s: 2\nmodels:\n  - repo_id: org/tiny\n")
+    write_config(
+        tmp_path, "retries: 5\ntimeout_s: 1\ndeadline_s: 2\nmodels:\n  - repo_id: org/tiny\n"
+    )
     started = time.monotonic()
     r = dl(tmp_path, hub_env)
     assert r.code == 1 and "deadline_s=2 " in r.stderr
@@ -272,17 +311,29 @@ def test_corrupt_file_from_server_is_refetched_then_fails(tmp_path, hub, hub_env
 def test_ctrl_c_mid_download_then_resume(tmp_path, hub, hub_env):
     big = rnd(CHUNK + 3_000_000, seed=5)
     hub.add_repo("org/big", {"model.safetensors": big})
-    hub.add_fault(where="get", kind="stall", path="model.safetensors", after_bytes=CHUNK + 1_000_000, seconds=30)
+    hub.add_fault(
+        where="get",
+        kind="stall",
+        path="model.safetensors",
+        after_bytes=CHUNK + 1_000_000,
+        seconds=30,
+    )
     write_config(tmp_path, "timeout_s: 60\nmodels:\n  - repo_id: org/big\n")
     env = dict(os.environ, **hub_env)
     env.pop("HF_TOKEN", None)
     proc = subprocess.Popen(
         [sys.executable, str(PROJECT / "download.py"), "--config", "downloads.yaml"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     incomplete = []
     for _ in range(200):
-        incomplete = [p for p in (tmp_path / "models/big").rglob("*.incomplete") if p.stat().st_size >= CHUNK]
+        incomplete = [
+            p for p in (tmp_path / "models/big").rglob("*.incomplete") if p.stat().st_size >= CHUNK
+        ]
         if incomplete:
             break
         time.sleep(0.05)

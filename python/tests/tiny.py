@@ -34,17 +34,27 @@ def build_tiny_model(out: Path, seed: int = 0) -> Path:
     if (out / "config.json").exists() and (out / "tokenizer.json").exists():
         return out
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(corpus(), vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
+    bpe.train_from_iterator(
+        corpus(), vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"]
+    )
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>", pad_token="<|endoftext|>",
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
     )
     tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(out)
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=len(tok), n_positions=256, n_embd=64, n_layer=2, n_head=2,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        n_positions=256,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
     )
     GPT2LMHeadModel(config).save_pretrained(out, safe_serialization=True)
     return out
@@ -62,17 +72,35 @@ def sft_rows(n: int = 64) -> list[dict]:
 
 def prompt_completion_rows(n: int = 64) -> list[dict]:
     rng = random.Random(2)
-    return [{"prompt": f"question: {' '.join(rng.sample(WORDS, 5))}?", "completion": " answer: yes because the clause."}
-            for _ in range(n)]
+    return [
+        {
+            "prompt": f"question: {' '.join(rng.sample(WORDS, 5))}?",
+            "completion": " answer: yes because the clause.",
+        }
+        for _ in range(n)
+    ]
 
 
 def chat_rows(n: int = 64) -> list[dict]:
     rng = random.Random(3)
-    return [{"messages": [{"role": "user", "content": " ".join(rng.sample(WORDS, 6))},
-                          {"role": "assistant", "content": "helpful polite answer."}]} for _ in range(n)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": " ".join(rng.sample(WORDS, 6))},
+                {"role": "assistant", "content": "helpful polite answer."},
+            ]
+        }
+        for _ in range(n)
+    ]
 
 
 def preference_rows(n: int = 64) -> list[dict]:
     rng = random.Random(4)
-    return [{"prompt": f"question: {' '.join(rng.sample(WORDS, 5))}?", "chosen": " helpful polite answer.",
-             "rejected": " rude harmful answer."} for _ in range(n)]
+    return [
+        {
+            "prompt": f"question: {' '.join(rng.sample(WORDS, 5))}?",
+            "chosen": " helpful polite answer.",
+            "rejected": " rude harmful answer.",
+        }
+        for _ in range(n)
+    ]

@@ -64,10 +64,23 @@ pub fn build(ctx: &Ctx, tag: &str, suite: &str, mirror: Option<&str>) -> Result<
     }
     let engine = ctx.engine()?;
     ctx.engine_ready()?;
-    let work = ctx.root.join("target/base-image");
+    // One folder per tag, so two builds never share a tarball.
+    let slug: String = tag
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let work = ctx.root.join("target/base-image").join(slug);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let tarball = work.join("rootfs.tar");
-    let partial = work.join("rootfs.tar.partial");
+    // mmdebstrap picks the output format from the extension: keep `.tar`.
+    let partial = work.join("rootfs.partial.tar");
+    let _ = std::fs::remove_file(&partial);
     let epoch = source_date_epoch(&ctx.root);
     ctx.info(format!(
         "base-image: mmdebstrap {suite} ({PACKAGES}), SOURCE_DATE_EPOCH={epoch}"

@@ -1,0 +1,82 @@
+//! A stand-in container engine for tests that need no Docker: it records its argv and answers
+//! like a docker client would, failing on demand. Controlled by environment variables:
+//!   FAKE_ENGINE_LOG      append each argv (one line, tab-separated) to this file
+//!   FAKE_CLIENT_VERSION  `version --format {{.Client.Version}}` (default 20.10.24+dfsg1)
+//!   FAKE_BUILDX=1        `buildx version` succeeds (default: fails)
+//!   FAKE_DAEMON=0        the daemon is unreachable
+//!   FAKE_PRESENT         comma-separated images `image inspect` finds
+//!   FAKE_PULL=1          `pull` succeeds
+//!   FAKE_FAIL=SUB        subcommand SUB prints an engine-like error and exits 1
+//!   FAKE_RUN_EXIT=N      `run` exits N
+
+use std::io::Write;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Ok(log) = std::env::var("FAKE_ENGINE_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{}", args.join("\t"));
+        }
+    }
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let sub = args.first().map(String::as_str).unwrap_or("");
+    if env("FAKE_FAIL") == sub {
+        println!("#5 [stage-0 3/7] RUN something");
+        eprintln!("ERROR: failed to solve: process \"/bin/sh -c false\" did not complete successfully: exit code: 1");
+        std::process::exit(1);
+    }
+    let daemon_down = env("FAKE_DAEMON") == "0";
+    let down = || {
+        eprintln!("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?");
+        std::process::exit(1);
+    };
+    match sub {
+        "version" => {
+            let format = args
+                .iter()
+                .skip_while(|a| *a != "--format")
+                .nth(1)
+                .cloned()
+                .unwrap_or_default();
+            if format.contains("Client") {
+                let v = env("FAKE_CLIENT_VERSION");
+                println!("{}", if v.is_empty() { "20.10.24+dfsg1" } else { &v });
+            } else if daemon_down {
+                down();
+            } else {
+                println!("20.10.24+dfsg1");
+            }
+        }
+        "buildx" => {
+            if env("FAKE_BUILDX") == "1" {
+                println!("github.com/docker/buildx v0.12.0");
+            } else {
+                eprintln!("docker: 'buildx' is not a docker command.");
+                std::process::exit(1);
+            }
+        }
+        _ if daemon_down => down(),
+        "image" if args.get(1).map(String::as_str) == Some("inspect") => {
+            let wanted = args.last().cloned().unwrap_or_default();
+            if env("FAKE_PRESENT").split(',').any(|p| p == wanted) {
+                println!("sha256:fake 123");
+            } else {
+                eprintln!("Error: No such image: {wanted}");
+                std::process::exit(1);
+            }
+        }
+        "pull" if env("FAKE_PULL") != "1" => {
+            eprintln!("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host");
+            std::process::exit(1);
+        }
+        "run" => {
+            let code: i32 = env("FAKE_RUN_EXIT").parse().unwrap_or(0);
+            std::process::exit(code);
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,218 @@
+//! Helpers shared by the end-to-end tests: run `cargo xtask`, find the engine, build the image
+//! once per test binary, copy parts of the tree into scratch folders.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const HF_CANARY: &str = "hf_E2eCanaryTokenDoNotLeak0123456789abcd";
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The engine client the tests use directly (same rule as xtask: $LEXALIGN_DOCKER, else docker).
+pub fn engine() -> String {
+    std::env::var("LEXALIGN_DOCKER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "docker".into())
+}
+
+pub fn image() -> String {
+    std::env::var("LEXALIGN_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "lexalign-dev:latest".into())
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        Run {
+            code: o
+                .status
+                .code()
+                .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// `cargo xtask ARGS` from the repository root.
+pub fn xtask_cmd(args: &[&str]) -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.arg("xtask").args(args).current_dir(root());
+    c.env_remove("HF_TOKEN");
+    c
+}
+
+pub fn xtask(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut c = xtask_cmd(args);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().expect("cargo xtask runs").into()
+}
+
+pub fn sh(program: &str, args: &[&str]) -> Run {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+        .into()
+}
+
+/// Whether Docker tests run: they fail loudly without an engine unless the user opted out
+/// with LEXALIGN_SKIP_DOCKER_TESTS=1.
+pub fn require_docker() -> bool {
+    if std::env::var("LEXALIGN_SKIP_DOCKER_TESTS").as_deref() == Ok("1") {
+        eprintln!("LEXALIGN_SKIP_DOCKER_TESTS=1: skipping a test that needs a Docker engine");
+        return false;
+    }
+    let out = Command::new(engine())
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => panic!(
+            "this test needs a reachable Docker engine (`{} version` failed: {}); start dockerd, or set LEXALIGN_SKIP_DOCKER_TESTS=1 to skip",
+            engine(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => panic!(
+            "this test needs a Docker engine client (`{}`: {e}); install docker.io, or set LEXALIGN_SKIP_DOCKER_TESTS=1 to skip",
+            engine()
+        ),
+    }
+}
+
+/// The CA bundle used for the shared build: the host's bundle plus a unique canary line, so a
+/// leak of the secret into the image can be searched for.
+pub fn canary_ca_bundle() -> (PathBuf, String) {
+    let dir = scratch("ca");
+    let canary = format!("# lexalign-ca-canary-{}", std::process::id());
+    let mut content = ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    content.push('\n');
+    content.push_str(&canary);
+    content.push('\n');
+    let path = dir.join("ca-bundle.crt");
+    std::fs::write(&path, content).unwrap();
+    (path, canary)
+}
+
+static BUILT: OnceLock<(String, String)> = OnceLock::new();
+
+/// Build the dev image once for this test binary (cached layers make it quick after the first
+/// time), with the canary CA bundle and an HF_TOKEN canary in the environment.
+/// Returns (image, CA canary line).
+pub fn built_image() -> &'static (String, String) {
+    BUILT.get_or_init(|| {
+        let (ca, canary) = canary_ca_bundle();
+        let img = image();
+        let r = xtask(
+            &[
+                "--image",
+                &img,
+                "image",
+                "--ca-bundle",
+                ca.to_str().unwrap(),
+            ],
+            &[("HF_TOKEN", HF_CANARY)],
+        );
+        assert_eq!(r.code, 0, "cargo xtask image failed:\n{}", r.all());
+        (img, canary)
+    })
+}
+
+/// A fresh scratch folder under target/e2e.
+pub fn scratch(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = root()
+        .join("target/e2e")
+        .join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Copy a folder, skipping caches and outputs.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let n = name.to_string_lossy();
+        if matches!(
+            n.as_ref(),
+            "__pycache__"
+                | ".pytest_cache"
+                | ".ruff_cache"
+                | "models"
+                | "outputs"
+                | ".venv"
+                | "build"
+        ) || n.ends_with(".egg-info")
+        {
+            continue;
+        }
+        let src = entry.path();
+        let dst = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// A copy of what the image build needs (docker/, python/, .dockerignore, Cargo files for root
+/// detection) in a scratch folder, to be used with LEXALIGN_ROOT.
+pub fn copy_build_tree(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    copy_dir(&root().join("docker"), &dir.join("docker"));
+    copy_dir(&root().join("python"), &dir.join("python"));
+    std::fs::copy(root().join(".dockerignore"), dir.join(".dockerignore")).unwrap();
+    dir
+}
+
+/// Containers carrying the project label (running or not).
+pub fn project_containers(project: &str) -> Vec<String> {
+    let r = sh(
+        &engine(),
+        &[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=dev.lexalign.project={project}"),
+        ],
+    );
+    r.stdout
+        .lines()
+        .map(String::from)
+        .filter(|l| !l.is_empty())
+        .collect()
+}

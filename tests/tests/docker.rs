@@ -1,0 +1,533 @@
+//! End-to-end tests against the real engine that CI starts. Each fails (not skips) when no
+//! engine is reachable, unless LEXALIGN_SKIP_DOCKER_TESTS=1.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+macro_rules! docker_test {
+    () => {
+        if !require_docker() {
+            return;
+        }
+    };
+}
+
+fn lock_sha256() -> String {
+    // the label must equal the lockfile's hash; sha256sum is coreutils
+    let r = sh(
+        "sha256sum",
+        &[root().join("python/pylock.toml").to_str().unwrap()],
+    );
+    r.stdout.split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn base_image_builds_from_debian_packages() {
+    docker_test!();
+    let tag = "lexalign-e2e/python:base-test";
+    let r = xtask(&["base-image", "--tag", tag], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = sh(
+        &engine(),
+        &[
+            "run",
+            "--rm",
+            tag,
+            "python3.11",
+            "-c",
+            "import venv, ssl, sys; print(sys.version_info[:2])",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.stdout.trim(), "(3, 11)");
+    let r = sh(
+        &engine(),
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"dev.lexalign.project\"}}",
+            tag,
+        ],
+    );
+    assert_eq!(r.stdout.trim(), "lexalign");
+    sh(&engine(), &["rmi", "-f", tag]);
+}
+
+#[test]
+fn image_builds_imports_the_stack_and_carries_labels() {
+    docker_test!();
+    let (img, _) = built_image();
+    let r = sh(
+        &engine(),
+        &[
+            "run",
+            "--rm",
+            img,
+            "python",
+            "-c",
+            "import torch, transformers, trl, peft; print('ok')",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.stdout.trim(), "ok");
+    let r = sh(
+        &engine(),
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            img,
+        ],
+    );
+    for key in [
+        "org.opencontainers.image.title",
+        "org.opencontainers.image.source",
+        "org.opencontainers.image.revision",
+        "org.opencontainers.image.created",
+        "org.opencontainers.image.version",
+    ] {
+        assert!(r.stdout.contains(key), "{key}: {}", r.stdout);
+    }
+    assert!(
+        r.stdout.contains(&format!(
+            "\"dev.lexalign.lock-sha256\":\"{}\"",
+            lock_sha256()
+        )),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn editing_a_py_file_reuses_the_dependency_layer() {
+    docker_test!();
+    let (img, _) = built_image();
+    let tree = copy_build_tree("touched");
+    let f = tree.join("python/lexalign/__init__.py");
+    let mut text = std::fs::read_to_string(&f).unwrap();
+    text.push_str("\n# touched by the e2e test\n");
+    std::fs::write(&f, text).unwrap();
+    let tag = "lexalign-e2e:touched";
+    let started = Instant::now();
+    let r = xtask(
+        &["--image", tag, "image"],
+        &[("LEXALIGN_ROOT", tree.to_str().unwrap())],
+    );
+    let took = started.elapsed();
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("deps:    cached"),
+        "the dependency layer was rebuilt:\n{}",
+        r.all()
+    );
+    eprintln!("rebuild after a .py edit: {took:?}");
+    let r = sh(
+        &engine(),
+        &[
+            "run",
+            "--rm",
+            tag,
+            "tail",
+            "-1",
+            "/app/lexalign/__init__.py",
+        ],
+    );
+    assert!(r.stdout.contains("touched by the e2e test"));
+    // the shared image is untouched
+    let r = sh(
+        &engine(),
+        &[
+            "run",
+            "--rm",
+            img,
+            "tail",
+            "-1",
+            "/app/lexalign/__init__.py",
+        ],
+    );
+    assert!(!r.stdout.contains("touched by the e2e test"));
+    sh(&engine(), &["rmi", "-f", tag]);
+}
+
+#[test]
+fn no_secret_in_history_inspect_or_layers() {
+    docker_test!();
+    let (img, ca_canary) = built_image();
+    let history = sh(&engine(), &["history", "--no-trunc", img]).all();
+    let inspect = sh(&engine(), &["inspect", img]).all();
+    for (what, text) in [("docker history", &history), ("docker inspect", &inspect)] {
+        assert!(!text.contains(HF_CANARY), "HF_TOKEN canary in {what}");
+        assert!(!text.contains(ca_canary.as_str()), "CA bundle in {what}");
+    }
+    // Every layer: stream `docker save` through grep (fixed strings, binary as text).
+    let mut save = Command::new(engine())
+        .args(["save", img])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let grep = Command::new("grep")
+        .args(["-a", "-c", "-F", "-e", HF_CANARY, "-e", ca_canary.as_str()])
+        .stdin(save.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(save.wait().unwrap().success(), "docker save failed");
+    let matches = String::from_utf8_lossy(&grep.stdout).trim().to_string();
+    assert_eq!(matches, "0", "a secret is in a layer of the saved image");
+    assert_eq!(
+        grep.status.code(),
+        Some(1),
+        "grep found no match (exit 1), and did not fail (exit 2)"
+    );
+}
+
+#[test]
+fn failed_build_keeps_the_previous_image() {
+    docker_test!();
+    let (img, _) = built_image();
+    let before = sh(&engine(), &["image", "inspect", "--format", "{{.Id}}", img]).stdout;
+    let tree = copy_build_tree("broken");
+    let df = tree.join("docker/Dockerfile");
+    let text = std::fs::read_to_string(&df).unwrap().replace(
+        "COPY python/ /app/",
+        "COPY python/ /app/\nRUN echo 'deliberate failure' && false",
+    );
+    std::fs::write(&df, text).unwrap();
+    let r = xtask(
+        &["--image", img, "image"],
+        &[("LEXALIGN_ROOT", tree.to_str().unwrap())],
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.all().contains("deliberate failure"),
+        "engine output visible: {}",
+        r.all()
+    );
+    assert!(r.stderr.contains("is unchanged"));
+    let after = sh(&engine(), &["image", "inspect", "--format", "{{.Id}}", img]).stdout;
+    assert_eq!(before, after);
+    assert_eq!(sh(&engine(), &["run", "--rm", img, "true"]).code, 0);
+}
+
+#[test]
+fn exit_codes_propagate() {
+    docker_test!();
+    let (img, _) = built_image();
+    let r = xtask(&["--image", img, "run", "--", "sh", "-c", "exit 7"], &[]);
+    assert_eq!(r.code, 7, "{}", r.all());
+    // a failing pytest run fails the task with pytest's code
+    let py = scratch("failing-tests");
+    copy_dir(&root().join("python"), &py);
+    std::fs::write(
+        py.join("tests/test_fails_on_purpose.py"),
+        "def test_fails():\n    assert 1 == 2\n",
+    )
+    .unwrap();
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "--python-dir",
+            py.to_str().unwrap(),
+            "test-unit",
+            "--",
+            "tests/test_fails_on_purpose.py",
+            "-q",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("1 failed"), "{}", r.stdout);
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "test-unit",
+            "--",
+            "-k",
+            "no_test_has_this_name_xyz",
+            "-q",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 5, "pytest's 'no tests' code: {}", r.all());
+}
+
+#[test]
+fn sigint_stops_and_removes_the_container() {
+    docker_test!();
+    let (img, _) = built_image();
+    let project = "lexalign-sigint";
+    let mut child = xtask_cmd(&["--image", img, "run", "--", "sleep", "60"])
+        .env("LEXALIGN_PROJECT", project)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while project_containers(project).is_empty() {
+        assert!(Instant::now() < deadline, "the container never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    sh("kill", &["-INT", &child.id().to_string()]);
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        project_containers(project).is_empty(),
+        "a container was left behind"
+    );
+}
+
+#[test]
+fn files_written_to_app_belong_to_the_invoking_user() {
+    docker_test!();
+    let (img, _) = built_image();
+    let py = scratch("owner");
+    copy_dir(&root().join("python"), &py);
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "--python-dir",
+            py.to_str().unwrap(),
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo hi > /app/made-in-container && touch $HOME/ok && touch /cache/huggingface/ok",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(py.join("made-in-container")).unwrap();
+    let mine = std::fs::metadata(&py).unwrap();
+    let me = sh("id", &["-u"]).stdout.trim().parse::<u32>().unwrap();
+    assert_eq!(made.uid(), me);
+    assert_eq!(mine.uid(), me);
+}
+
+#[test]
+fn hf_token_reaches_the_container_by_name_only() {
+    docker_test!();
+    let (img, _) = built_image();
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "-v",
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$HF_TOKEN\" | sha256sum",
+        ],
+        &[("HF_TOKEN", HF_CANARY)],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let want = {
+        let mut c = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(HF_CANARY.as_bytes())
+            .unwrap();
+        String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert_eq!(
+        r.stdout.split_whitespace().next(),
+        want.split_whitespace().next(),
+        "the token is visible inside"
+    );
+    assert!(
+        !r.all().contains(HF_CANARY),
+        "xtask's output (verbose) holds no token"
+    );
+    assert!(
+        r.stderr.contains("-e HF_TOKEN"),
+        "passed by name: {}",
+        r.stderr
+    );
+    let dry = xtask(
+        &["--image", img, "--dry-run", "test-e2e"],
+        &[("HF_TOKEN", HF_CANARY)],
+    );
+    assert_eq!(dry.code, 0);
+    assert!(dry.stdout.contains("-e HF_TOKEN") && !dry.all().contains(HF_CANARY));
+    let inspect = sh(&engine(), &["inspect", img]).all();
+    assert!(!inspect.contains(HF_CANARY));
+}
+
+#[test]
+fn entrypoint_warns_only_without_hf_token() {
+    docker_test!();
+    let (img, _) = built_image();
+    let r = xtask(&["--image", img, "run", "--", "true"], &[]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("HF_TOKEN is not set"), "{}", r.stderr);
+    let r = xtask(
+        &["--image", img, "run", "--", "true"],
+        &[("HF_TOKEN", HF_CANARY)],
+    );
+    assert_eq!(r.code, 0);
+    assert!(!r.stderr.contains("HF_TOKEN is not set"), "{}", r.stderr);
+    // no arguments: bash (it reads the script from stdin)
+    let mut c = Command::new(engine())
+        .args(["run", "--rm", "-i", img])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo $BASH_VERSION\n")
+        .unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().starts_with('5'),
+        "bash by default"
+    );
+}
+
+#[test]
+fn smoke_passes_and_fails_on_a_stale_image() {
+    docker_test!();
+    let (img, _) = built_image();
+    let r = xtask(&["--image", img, "smoke"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("✓ import torch") && r.stdout.contains("✓ pip check"),
+        "{}",
+        r.stdout
+    );
+    // a lockfile that differs from the one the image was built from
+    let tree = copy_build_tree("stale");
+    let lock = tree.join("python/pylock.toml");
+    let mut text = std::fs::read_to_string(&lock).unwrap();
+    text.push_str("\n# changed\n");
+    std::fs::write(&lock, text).unwrap();
+    let r = xtask(
+        &["--image", img, "smoke"],
+        &[("LEXALIGN_ROOT", tree.to_str().unwrap())],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("stale") && r.stderr.contains("run `cargo xtask image`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn help_check_passes_and_fails_on_a_broken_cli() {
+    docker_test!();
+    let (img, _) = built_image();
+    let r = xtask(&["--image", img, "help-check"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.stdout.matches('✓').count(), 3, "{}", r.stdout);
+    let py = scratch("broken-cli");
+    copy_dir(&root().join("python"), &py);
+    std::fs::write(py.join("align.py"), "import sys\nsys.exit(3)\n").unwrap();
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "--python-dir",
+            py.to_str().unwrap(),
+            "help-check",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout.contains("✗ align.py --help: exit 3"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("✓ download.py --help"),
+        "all three reported: {}",
+        r.stdout
+    );
+}
+
+#[test]
+fn clean_removes_what_the_tasks_created() {
+    docker_test!();
+    let (img, _) = built_image();
+    let project = "lexalign-cleantest";
+    let tag = "lexalign-cleantest:e2e";
+    let envs = [("LEXALIGN_PROJECT", project)];
+    let r = xtask(&["--image", tag, "image"], &envs);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = xtask(&["--image", tag, "run", "--", "true"], &envs);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // a leftover container, as if a run had been killed hard
+    let r = sh(
+        &engine(),
+        &[
+            "create",
+            "--label",
+            &format!("dev.lexalign.project={project}"),
+            tag,
+            "true",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!project_containers(project).is_empty());
+    let dry = xtask(&["--dry-run", "clean"], &envs);
+    assert_eq!(dry.code, 0, "{}", dry.all());
+    assert!(
+        dry.stdout.contains("would remove image")
+            && dry
+                .stdout
+                .contains("would remove volume lexalign-cleantest-hf-cache"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        !project_containers(project).is_empty(),
+        "dry run removed nothing"
+    );
+    let r = xtask(&["clean"], &envs);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("removed container")
+            && r.stdout.contains("removed image")
+            && r.stdout.contains("removed volume"),
+        "{}",
+        r.stdout
+    );
+    assert!(project_containers(project).is_empty());
+    assert_ne!(
+        sh(&engine(), &["image", "inspect", tag]).code,
+        0,
+        "image removed"
+    );
+    assert_ne!(
+        sh(
+            &engine(),
+            &["volume", "inspect", "lexalign-cleantest-hf-cache"]
+        )
+        .code,
+        0,
+        "volume removed"
+    );
+    // the shared dev image is still there
+    assert_eq!(sh(&engine(), &["image", "inspect", img]).code, 0);
+}

