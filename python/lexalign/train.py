@@ -527,6 +527,10 @@ def _train(
             state["tokens"] = 0
 
         def on_step_end(self, args, st, control, **kw):
+            if step_delay:
+                time.sleep(
+                    step_delay
+                )  # LEXALIGN_STEP_DELAY_S: slows steps so tests can interrupt mid-run
             if interrupt.requested:
                 control.should_save = True
                 control.should_training_stop = True
@@ -565,7 +569,13 @@ def _train(
                         _copy_adapter(Path(adapter), ckpt / BASE_ADAPTER_DIR)
 
     rank_report = os.environ.get("LEXALIGN_RANK_REPORT")
+    step_delay = float(os.environ.get("LEXALIGN_STEP_DELAY_S", "0") or 0)
 
+    # trl wraps the model with peft before Trainer seeds anything: seed first, so the LoRA
+    # initialisation (and with it the whole run) is reproducible.
+    from transformers import set_seed
+
+    set_seed(t.seed)
     if kind == "align":
         from trl import DPOConfig, DPOTrainer
 

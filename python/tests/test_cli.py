@@ -1,0 +1,83 @@
+"""CLI surface: --help is fast and imports no torch; exit codes; lint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import PROJECT, run_cli
+
+
+@pytest.mark.parametrize("script", ["download", "finetune", "align"])
+def test_help_imports_no_heavy_modules(script, tmp_path):
+    code = (
+        f"import sys, runpy; sys.argv = [{script + '.py'!r}, '--help']\n"
+        f"try:\n    runpy.run_path({str(PROJECT / (script + '.py'))!r}, run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'huggingface_hub', 'pydantic')"
+        " if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True)
+    assert "Usage:" in p.stdout
+    assert p.stdout.strip().endswith("HEAVY="), p.stdout[-300:]
+
+
+def test_help_is_fast(tmp_path):
+    best = min(_timed(tmp_path) for _ in range(3))
+    assert best < 1.0, f"download.py --help took {best:.2f}s"
+
+
+def _timed(tmp_path) -> float:
+    t = time.perf_counter()
+    r = run_cli("download", "--help", cwd=tmp_path)
+    assert r.code == 0
+    return time.perf_counter() - t
+
+
+def test_lexalign_entry_point_and_module(tmp_path):
+    p = subprocess.run(
+        [sys.executable, "-m", "lexalign", "--help"], cwd=PROJECT, capture_output=True, text=True
+    )
+    assert (
+        p.returncode == 0
+        and "download" in p.stdout
+        and "finetune" in p.stdout
+        and "align" in p.stdout
+    )
+    p = subprocess.run(
+        [sys.executable, "-m", "lexalign", "download", "--help"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0 and "Usage: lexalign download" in p.stdout
+
+
+def test_download_dry_run_imports_no_torch(tmp_path, hub, hub_env):
+    hub.add_repo("org/x", {"config.json": b"{}"})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models:\n  - repo_id: org/x\n")
+    code = (
+        f"import sys, runpy; sys.argv = ['download.py', '--config', {str(cfg)!r}, '--dry-run']\n"
+        f"try:\n    runpy.run_path({str(PROJECT / 'download.py')!r}, run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('TORCH=' + str('torch' in sys.modules or 'transformers' in sys.modules))\n"
+    )
+
+    env = dict(os.environ, **hub_env)
+    p = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert "TORCH=False" in p.stdout, p.stdout + p.stderr
+
+
+def test_ruff_is_clean():
+    for args in (["check", "."], ["format", "--check", "."]):
+        p = subprocess.run(
+            [sys.executable, "-m", "ruff", *args], cwd=PROJECT, capture_output=True, text=True
+        )
+        assert p.returncode == 0, p.stdout + p.stderr
