@@ -531,3 +531,70 @@ fn clean_removes_what_the_tasks_created() {
     // the shared dev image is still there
     assert_eq!(sh(&engine(), &["image", "inspect", img]).code, 0);
 }
+
+#[test]
+fn lock_keeps_versions_upgrades_one_package_and_fails_cleanly() {
+    docker_test!();
+    let tree = copy_build_tree("lock");
+    let env = [("LEXALIGN_ROOT", tree.to_str().unwrap())];
+    let py = tree.join("python/pyproject.toml");
+    let lock = tree.join("python/pylock.toml");
+    let text = std::fs::read_to_string(&py).unwrap();
+    let rich = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("\"rich==")
+                .map(|v| v.trim_end_matches("\",").to_string())
+        })
+        .expect("rich is pinned");
+    std::fs::write(
+        &py,
+        text.replace(&format!("\"rich=={rich}\""), "\"rich==13.9.4\""),
+    )
+    .unwrap();
+    let r = xtask(&["lock"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains(&format!("{rich} -> 13.9.4")),
+        "{}",
+        r.stdout
+    );
+    assert!(std::fs::read_to_string(&lock)
+        .unwrap()
+        .contains("name = \"rich\"\nversion = \"13.9.4\""));
+    // a plain re-lock keeps every version
+    let before = std::fs::read_to_string(&lock).unwrap();
+    let r = xtask(&["lock"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("no version changed"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), before);
+    // --upgrade-package moves only that package, and the pin follows
+    let r = xtask(&["lock", "--upgrade-package", "rich"], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let moved: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" -> ") && !l.starts_with("pinned"))
+        .collect();
+    assert_eq!(moved.len(), 1, "only rich moved: {}", r.stdout);
+    assert!(
+        moved[0].starts_with("rich") && moved[0].contains("13.9.4 -> "),
+        "{}",
+        r.stdout
+    );
+    let pinned = std::fs::read_to_string(&py).unwrap();
+    assert!(!pinned.contains("\"rich==13.9.4\"") && pinned.contains("\"rich=="));
+    assert_eq!(xtask(&["pins", "--check"], &env).code, 0);
+    // a resolver failure (TLS with a useless CA bundle) leaves the lock untouched
+    let bad_ca = tree.join("bad-ca.pem");
+    std::fs::write(&bad_ca, "not a certificate\n").unwrap();
+    let before = std::fs::read_to_string(&lock).unwrap();
+    let r = xtask(
+        &["lock", "--upgrade", "--ca-bundle", bad_ca.to_str().unwrap()],
+        &env,
+    );
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("is unchanged"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), before);
+}

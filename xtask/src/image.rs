@@ -214,6 +214,23 @@ fn capture_with_timeout(mut cmd: Command, limit: Duration) -> Option<i32> {
     }
 }
 
+/// Select the base (and build the Debian one when needed); returns its reference.
+pub fn resolve_base(ctx: &Ctx, engine: &Engine, requested: &str) -> Result<String> {
+    if ctx.g.dry_run {
+        return Ok(if requested == "auto" {
+            SLIM.into()
+        } else {
+            requested.into()
+        });
+    }
+    let choice = choose_base(requested, &mut EngineProbe { ctx, engine }).map_err(ctx::fail)?;
+    ctx.info(format!("base: {} ({})", choice.reference, choice.why));
+    if choice.build_first {
+        base_image::build(ctx, &choice.reference, "bookworm", None)?;
+    }
+    Ok(choice.reference)
+}
+
 pub fn image_present(ctx: &Ctx, engine: &Engine, reference: &str) -> bool {
     ctx.capture_quiet(
         engine
@@ -378,28 +395,12 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
     let mode = buildkit(ctx, engine)?;
     ctx.engine_ready()?;
 
-    let choice = if ctx.g.dry_run {
-        BaseChoice {
-            reference: if args.base_image == "auto" {
-                SLIM.into()
-            } else {
-                args.base_image.clone()
-            },
-            build_first: false,
-            why: "dry run: base availability not probed".into(),
-        }
-    } else {
-        choose_base(&args.base_image, &mut EngineProbe { ctx, engine }).map_err(ctx::fail)?
-    };
-    ctx.info(format!("base: {} ({})", choice.reference, choice.why));
-    if choice.build_first {
-        base_image::build(ctx, &choice.reference, "bookworm", None)?;
-    }
+    let base = resolve_base(ctx, engine, &args.base_image)?;
 
     let spec = BuildSpec {
         root: ctx.root.clone(),
         tag: tag.clone(),
-        base: choice.reference.clone(),
+        base: base.clone(),
         labels: labels(ctx, &lock),
         ca_bundle: ca_bundle.clone(),
         no_cache: args.no_cache,
@@ -452,7 +453,7 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
     println!("image:   {tag}");
     println!("id:      {id}");
     println!("size:    {} ({size} bytes)", human_bytes(size));
-    println!("base:    {}", choice.reference);
+    println!("base:    {base}");
     println!("deps:    {deps}");
     println!("seconds: {:.1}", started.elapsed().as_secs_f64());
     ctx.info(format!("built {tag} in {}", secs(started.elapsed())));

@@ -229,6 +229,50 @@ pub fn sync(text: &str, path: &Path, lock: &Lock, strict: bool) -> Result<Synced
     Ok(out)
 }
 
+/// For `lock --upgrade[-package]`: turn the `==V` pins of the named packages (all when `names`
+/// is None) into `>=V`, so the resolver may move them up (pure; same in-place editing).
+pub fn relax(text: &str, path: &Path, names: Option<&[String]>) -> Result<String> {
+    let doc = toml_edit::Document::parse(text).map_err(|e| {
+        ctx::usage(format!(
+            "{}: invalid TOML: {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })?;
+    let wanted: Option<Vec<String>> = names.map(|n| n.iter().map(|s| normalize(s)).collect());
+    let mut edits = Vec::new();
+    for f in collect(&doc) {
+        let Some(req) = requirement::parse(&f.value) else {
+            continue;
+        };
+        if req.is_url {
+            continue;
+        }
+        if let Some(w) = &wanted {
+            if !w.contains(&normalize(req.name)) {
+                continue;
+            }
+        }
+        if let Some(v) = req.spec.strip_prefix("==") {
+            if !v.contains([',', '*']) {
+                let new = format!(
+                    "{}>={}{}",
+                    f.value[..req.head_end].trim_end(),
+                    v.trim(),
+                    &f.value[req.tail_start..]
+                );
+                edits.push((f.span.clone(), encode_like(&text[f.span.clone()], &new)));
+            }
+        }
+    }
+    let mut out = text.to_string();
+    edits.sort_by_key(|(s, _)| std::cmp::Reverse(s.start));
+    for (span, raw) in edits {
+        out.replace_range(span, &raw);
+    }
+    Ok(out)
+}
+
 fn read(path: &Path, what: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| {
         ctx::usage(format!(

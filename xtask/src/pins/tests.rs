@@ -267,3 +267,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn relax_turns_pins_into_lower_bounds() {
+    let text = "[project]\ndependencies = [\"torch==2.6.0\", 'Rich==14.0.0 ; python_version >= \"3.8\"', \"pyyaml>=6\"]\n";
+    let all = relax(text, Path::new("p.toml"), None).unwrap();
+    assert_eq!(all, "[project]\ndependencies = [\"torch>=2.6.0\", 'Rich>=14.0.0 ; python_version >= \"3.8\"', \"pyyaml>=6\"]\n");
+    let one = relax(text, Path::new("p.toml"), Some(&["rich".to_string()])).unwrap();
+    assert!(one.contains("\"torch==2.6.0\"") && one.contains("'Rich>=14.0.0 ;"));
+}
