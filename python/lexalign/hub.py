@@ -367,7 +367,7 @@ class Downloader:
         size = p.stat().st_size
         if f.size is not None and size != f.size:
             return f"{f.path}: size {size} != expected {f.size}", ""
-        sha256, git_sha1 = hash_file(p)
+        sha256, git_sha1 = hash_file(p, git_sha1=bool(f.blob_id))
         if f.sha256 and sha256 != f.sha256:
             return f"{f.path}: sha256 mismatch", sha256
         if f.blob_id and len(f.blob_id) == 40 and git_sha1 != f.blob_id:

@@ -34,16 +34,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def hash_file(path: Path) -> tuple[str, str]:
-    """(sha256, git blob sha1) of a file in one pass."""
+def hash_file(path: Path, git_sha1: bool = True) -> tuple[str, str]:
+    """(sha256, git blob sha1 or "") of a file in one pass; the sha1 only when asked for."""
     size = path.stat().st_size
     sha256 = hashlib.sha256()
-    git = hashlib.sha1(f"blob {size}\0".encode())
+    git = hashlib.sha1(f"blob {size}\0".encode()) if git_sha1 else None
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
             sha256.update(chunk)
-            git.update(chunk)
-    return sha256.hexdigest(), git.hexdigest()
+            if git is not None:
+                git.update(chunk)
+    return sha256.hexdigest(), git.hexdigest() if git is not None else ""
 
 
 @dataclass
@@ -112,7 +113,7 @@ def verify_manifest(local_dir: Path) -> list[str]:
         if size != entry["size"]:
             problems.append(f"{p}: size {size} != {entry['size']}")
             continue
-        digest, _ = hash_file(p)
+        digest, _ = hash_file(p, git_sha1=False)
         if digest != entry["sha256"]:
             problems.append(f"{p}: sha256 {digest[:12]}… != {entry['sha256'][:12]}…")
     return problems

@@ -1,0 +1,93 @@
+"""Download throughput: the LexAlign CLI vs curl on the same file from the local Hub imitation.
+
+Prints one JSON object: {"size_mb", "cli_mb_s": [...], "curl_mb_s": [...], "help_s": [...]}.
+Run in the dev container: `cargo xtask run -- python benchmarks/download_bench.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+sys.path.insert(0, str(PROJECT / "tests"))
+
+from hubsim import HubSim  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lexalign-dl-bench-"))
+    try:
+        blob = work / "serve" / "model.safetensors"
+        blob.parent.mkdir(parents=True)
+        with blob.open("wb") as f:
+            for _ in range(args.size_mb):
+                f.write(os.urandom(1_000_000))
+        sim = HubSim()
+        repo = sim.add_repo("bench/big", {"model.safetensors": blob})
+        sim.hashes(repo, "model.safetensors")  # hash once, outside the timings
+        url = sim.start()
+        commit = repo.revisions["main"]
+        size = blob.stat().st_size
+        env = dict(os.environ, HF_ENDPOINT=url, HF_HUB_DISABLE_TELEMETRY="1")
+        env.pop("HF_TOKEN", None)
+        cli, curl, helps = [], [], []
+        for i in range(args.runs):
+            run_dir = work / f"run{i}"
+            run_dir.mkdir()
+            (run_dir / "c.yaml").write_text("models:\n  - repo_id: bench/big\n")
+            env["HF_HOME"] = str(run_dir / "hf")
+            t = time.perf_counter()
+            p = subprocess.run(
+                [sys.executable, str(PROJECT / "download.py"), "--config", "c.yaml", "-q"],
+                cwd=run_dir,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            took = time.perf_counter() - t
+            if p.returncode != 0:
+                raise SystemExit(f"download failed: {p.stderr}")
+            cli.append(size / took / 1e6)
+            t = time.perf_counter()
+            subprocess.run(
+                [
+                    "curl",
+                    "-sSf",
+                    "-o",
+                    str(run_dir / "curl.bin"),
+                    f"{url}/bench/big/resolve/{commit}/model.safetensors",
+                ],
+                check=True,
+            )
+            curl.append(size / (time.perf_counter() - t) / 1e6)
+            t = time.perf_counter()
+            subprocess.run(
+                [sys.executable, str(PROJECT / "download.py"), "--help"],
+                capture_output=True,
+                check=True,
+            )
+            helps.append(time.perf_counter() - t)
+            shutil.rmtree(run_dir)
+        sim.stop()
+        print(
+            json.dumps({"size_mb": size / 1e6, "cli_mb_s": cli, "curl_mb_s": curl, "help_s": helps})
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
