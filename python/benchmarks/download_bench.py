@@ -27,6 +27,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--rate-mb-s",
+        type=float,
+        default=0,
+        help="emulate a link of this speed (0: loopback speed)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lexalign-dl-bench-"))
     try:
@@ -36,6 +42,8 @@ def main() -> None:
             for _ in range(args.size_mb):
                 f.write(os.urandom(1_000_000))
         sim = HubSim()
+        if args.rate_mb_s:
+            sim.rate_bytes_per_s = args.rate_mb_s * 1e6
         repo = sim.add_repo("bench/big", {"model.safetensors": blob})
         sim.hashes(repo, "model.safetensors")  # hash once, outside the timings
         url = sim.start()

@@ -359,15 +359,18 @@ class Downloader:
 
         self._retrying(f"downloading {spec.repo_id}/{f.path}", call, ctx)
 
-    def _check_file(self, local_dir: Path, f: RemoteFile) -> tuple[str | None, str]:
-        """(problem or None, sha256) for a downloaded file."""
+    def _check_file(
+        self, local_dir: Path, f: RemoteFile, inline: tuple[str, str] | None = None
+    ) -> tuple[str | None, str]:
+        """(problem or None, sha256) for a downloaded file; `inline` is the hash taken while it
+        downloaded, if any."""
         p = local_dir / f.path
         if not p.is_file():
             return f"{f.path}: missing after download", ""
         size = p.stat().st_size
         if f.size is not None and size != f.size:
             return f"{f.path}: size {size} != expected {f.size}", ""
-        sha256, git_sha1 = hash_file(p, git_sha1=bool(f.blob_id))
+        sha256, git_sha1 = inline or hash_file(p, git_sha1=bool(f.blob_id))
         if f.sha256 and sha256 != f.sha256:
             return f"{f.path}: sha256 mismatch", sha256
         if f.blob_id and len(f.blob_id) == 40 and git_sha1 != f.blob_id:
@@ -443,9 +446,11 @@ class Downloader:
     ) -> str:
         """Download one file (resuming), check it, and retry a corrupt copy within the budget."""
         for _attempt in range(self.cfg.retries + 1):
-            with _Progress(self.console, spec.repo_id, f, local_dir):
+            watch = local_dir / ".cache" / "huggingface" / "download" / Path(f.path).parent
+            hasher = _InlineHasher(watch, local_dir / f.path, f.size, git_sha1=bool(f.blob_id))
+            with _Progress(self.console, spec.repo_id, f, local_dir), hasher:
                 self._fetch(spec, repo_type, commit, f, local_dir)
-            problem, sha256 = self._check_file(local_dir, f)
+            problem, sha256 = self._check_file(local_dir, f, hasher.result())
             if problem is None:
                 self.console.event(
                     "file_done", repo_id=spec.repo_id, path=f.path, bytes=f.size, cached=False
@@ -545,6 +550,81 @@ class Downloader:
             )
             results.append(result)
         return results
+
+
+class _InlineHasher:
+    """Hashes a file while huggingface_hub writes it (its `.incomplete` file, then the renamed
+    final file), so the integrity check needs no second pass when the network is the bottleneck.
+    `finish()` returns None when it could not follow the file; the caller then hashes it whole."""
+
+    def __init__(self, watch_dir: Path, final: Path, size: int | None, git_sha1: bool) -> None:
+        import hashlib
+
+        self.watch_dir, self.final = watch_dir, final
+        self.sha256 = hashlib.sha256()
+        self.git = hashlib.sha1(b"blob %d\0" % size) if git_sha1 and size is not None else None
+        self.offset = 0
+        self.path: Path | None = None
+        self.valid = True
+        self.started = time.time()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _pick(self) -> Path | None:
+        try:
+            entries = [e for e in os.scandir(self.watch_dir) if e.name.endswith(".incomplete")]
+            fresh = [e for e in entries if e.stat().st_mtime >= self.started - 1]
+        except OSError:
+            return None
+        if not fresh:
+            return None
+        return Path(max(fresh, key=lambda e: e.stat().st_mtime).path)
+
+    def _consume(self, path: Path) -> None:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < self.offset:  # rewritten from the start: the running hash is useless
+                self.valid = False
+                return
+            fh.seek(self.offset)
+            while self.offset < size:
+                chunk = fh.read(min(8 << 20, size - self.offset))
+                if not chunk:
+                    break
+                self.sha256.update(chunk)
+                if self.git is not None:
+                    self.git.update(chunk)
+                self.offset += len(chunk)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.05) and self.valid:
+            if self.path is None:
+                self.path = self._pick()
+            if self.path is not None:
+                try:
+                    self._consume(self.path)
+                except OSError:
+                    pass  # renamed to its final name: finish() takes over
+
+    def __enter__(self) -> _InlineHasher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def result(self) -> tuple[str, str] | None:
+        """(sha256, git sha1 or "") of the final file, or None."""
+        if not self.valid or self.path is None:
+            return None
+        try:
+            self._consume(self.final)
+            if not self.valid or self.offset != self.final.stat().st_size:
+                return None
+        except OSError:
+            return None
+        return self.sha256.hexdigest(), self.git.hexdigest() if self.git is not None else ""
 
 
 class _Progress:

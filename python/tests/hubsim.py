@@ -89,6 +89,7 @@ class HubSim:
         self.lock = threading.Lock()
         self._sha_cache: dict[tuple[str, str, str], tuple[str, str]] = {}
         self.server: ThreadingHTTPServer | None = None
+        self.rate_bytes_per_s: float | None = None  # emulate a link of this speed (file bodies)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -373,6 +374,8 @@ def _make_handler(sim: HubSim):
             sent = 0
             chunk = 1 << 20
             handle = open(src, "rb") if isinstance(src, Path) else None
+            rate = sim.rate_bytes_per_s
+            started = time.monotonic()
             try:
                 if handle is not None:
                     handle.seek(start)
@@ -394,6 +397,10 @@ def _make_handler(sim: HubSim):
                         return
                     self.wfile.write(self._read(handle, src, start + sent, n))
                     sent += n
+                    if rate:
+                        ahead = sent / rate - (time.monotonic() - started)
+                        if ahead > 0:
+                            time.sleep(ahead)
             finally:
                 if handle is not None:
                     handle.close()

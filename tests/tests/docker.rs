@@ -598,3 +598,28 @@ fn lock_keeps_versions_upgrades_one_package_and_fails_cleanly() {
     assert!(r.stderr.contains("is unchanged"), "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), before);
 }
+
+#[test]
+fn run_passes_stdin_through() {
+    docker_test!();
+    let (img, _) = built_image();
+    let mut child = xtask_cmd(&["--image", img, "run", "--", "sh", "-c", "tr a-z A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped into the container\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "PIPED INTO THE CONTAINER"
+    );
+}

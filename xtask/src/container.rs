@@ -28,6 +28,9 @@ pub struct DevRun {
     pub task: String,
     pub python_dir: PathBuf,
     pub user: Option<(u32, u32)>,
+    /// Pass stdin through (`-i`): `run` and `shell`.
+    pub stdin: bool,
+    /// Allocate a TTY (`-t`): only when stdin and stdout are terminals.
     pub tty: bool,
     /// Names of host variables that are set (passed as `-e NAME`).
     pub pass_env: Vec<String>,
@@ -52,6 +55,7 @@ impl DevRun {
             } else {
                 None
             },
+            stdin: false,
             tty: false,
             pass_env: PASS_ENV
                 .iter()
@@ -64,8 +68,10 @@ impl DevRun {
         })
     }
 
-    /// Interactive: `-i -t` when stdin is a terminal.
+    /// Interactive: stdin passed through (`-i`), and a TTY (`-t`) when stdin and stdout are
+    /// terminals.
     pub fn interactive(mut self) -> Self {
+        self.stdin = true;
         self.tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
         self
     }
@@ -87,8 +93,11 @@ impl DevRun {
             "--label".into(),
             format!("dev.lexalign.task={}", self.task),
         ];
+        if self.stdin || self.tty {
+            a.push("-i".into());
+        }
         if self.tty {
-            a.extend(["-i".into(), "-t".into()]);
+            a.push("-t".into());
         }
         if let Some((uid, gid)) = self.user {
             a.extend(["--user".into(), format!("{uid}:{gid}")]);
@@ -127,9 +136,9 @@ impl DevRun {
             check_python_dir(&self.python_dir)?;
             ctx.engine_ready()?;
         }
-        let tty = self.tty;
+        let stdin = self.stdin || self.tty;
         ctx.exec_with(self.to_cmd(&ctx.sh).into(), Some(&self.name), |c| {
-            if tty {
+            if stdin {
                 c.stdin(std::process::Stdio::inherit())
             } else {
                 c.stdin(std::process::Stdio::null())
@@ -161,6 +170,7 @@ mod tests {
             task: "run".into(),
             python_dir: PathBuf::from("/src/python"),
             user: Some((1000, 1001)),
+            stdin: false,
             tty: false,
             pass_env: vec!["HF_TOKEN".into()],
             ca_bundle: Some(PathBuf::from("/etc/ssl/ca.crt")),
@@ -188,7 +198,10 @@ mod tests {
         let i = argv.iter().position(|a| a == "HF_TOKEN").unwrap();
         assert_eq!(argv[i - 1], "-e");
         assert!(!line.contains("HF_TOKEN="));
-        assert!(!line.contains(" -t"), "no tty without a terminal");
+        assert!(
+            !line.contains(" -t") && !line.contains(" -i "),
+            "no tty, no stdin"
+        );
         // the image, then the command, last
         assert_eq!(
             &argv[argv.len() - 4..],
@@ -204,6 +217,10 @@ mod tests {
         r.ca_bundle = None;
         let args = r.args();
         assert!(args.windows(2).any(|w| w == ["-i", "-t"]));
+        r.tty = false;
+        r.stdin = true;
+        let args = r.args();
+        assert!(args.contains(&"-i".to_string()) && !args.contains(&"-t".to_string()));
         assert!(!args.contains(&"--user".to_string()));
         assert!(!args.iter().any(|a| a.contains("SSL_CERT_FILE")));
     }
