@@ -103,48 +103,46 @@ def download(
     )
 
 
-@cli.command(context_settings=CONTEXT)
-@_common
-@click.option(
-    "--overwrite", is_flag=True, help="With resume: never, start over in a non-empty output_dir."
-)
-def finetune(
-    config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool
-) -> None:
+def _train_command(kind: str, doc: str) -> click.Command:
+    """`finetune` and `align`: the same options, another config model."""
+
+    @click.option(
+        "--overwrite",
+        is_flag=True,
+        help="With resume: never, start over in a non-empty output_dir.",
+    )
+    @_common
+    def command(
+        config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool
+    ) -> None:
+        from .commands import run_train
+
+        sys.exit(
+            run_train(
+                kind, config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite
+            )
+        )
+
+    command.__doc__ = doc
+    return cli.command(name=kind, context_settings=CONTEXT)(command)
+
+
+finetune = _train_command(
+    "finetune",
     """Supervised fine-tuning with LoRA (peft + trl) from a YAML config (e.g. config/finetune.yaml).
 
     Writes the adapter, tokenizer, checkpoints, metrics.jsonl and run.json to output_dir.
     Runs unchanged under `accelerate launch` or `torchrun`.
-    """
-    from .commands import run_train
-
-    sys.exit(
-        run_train(
-            "finetune", config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite
-        )
-    )
-
-
-@cli.command(context_settings=CONTEXT)
-@_common
-@click.option(
-    "--overwrite", is_flag=True, help="With resume: never, start over in a non-empty output_dir."
+    """,
 )
-def align(
-    config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool
-) -> None:
+align = _train_command(
+    "align",
     """Preference alignment with DPO (trl) from a YAML config (e.g. config/align.yaml).
 
     Optionally starts from a finetune output (adapter:), which then is the DPO reference.
     Writes the same outputs as finetune.
-    """
-    from .commands import run_train
-
-    sys.exit(
-        run_train(
-            "align", config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite
-        )
-    )
+    """,
+)
 
 
 def _sigterm(signum: int, frame: Any) -> None:

@@ -21,6 +21,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -386,10 +387,7 @@ def run(
     if dry_run:
         return 0
 
-    return _train(
-        kind,
-        cfg,
-        console,
+    prepared = Prepared(
         ds,
         tokenizer,
         model_config,
@@ -401,27 +399,38 @@ def run(
         plan,
         source,
     )
+    return _train(kind, cfg, console, prepared)
 
 
-def _train(
-    kind,
-    cfg,
-    console,
-    ds,
-    tokenizer,
-    model_config,
-    target_modules,
-    fan_in_fan_out,
-    device,
-    precision,
-    resume_from,
-    plan,
-    source,
-) -> int:
+@dataclass
+class Prepared:
+    """What `run` worked out before training: the data, tokenizer, LoRA targets, device, plan."""
+
+    ds: Any
+    tokenizer: Any
+    model_config: Any
+    target_modules: Any
+    fan_in_fan_out: bool
+    device: str
+    precision: str
+    resume_from: Path | None
+    plan: dict[str, Any]
+    source: str
+
+
+def _train(kind: str, cfg: FinetuneConfig | AlignConfig, console: Console, p: Prepared) -> int:
     import torch
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, TrainerCallback
 
+    ds, tokenizer, model_config, source = p.ds, p.tokenizer, p.model_config, p.source
+    target_modules, fan_in_fan_out, device, precision = (
+        p.target_modules,
+        p.fan_in_fan_out,
+        p.device,
+        p.precision,
+    )
+    resume_from, plan = p.resume_from, p.plan
     output_dir = Path(cfg.output_dir)
     t = cfg.training
     started = time.time()
@@ -579,7 +588,7 @@ def _train(
     if kind == "align":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(**common, beta=cfg.beta, max_prompt_length=None)
+        args = DPOConfig(**common, beta=cfg.beta)
         trainer_cls = _cpu_resume_fix(DPOTrainer)
         trainer = trainer_cls(
             model=model,
