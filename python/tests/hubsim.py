@@ -271,6 +271,9 @@ def _make_handler(sim: HubSim):
             repo_type = "model" if parts[0] == "models" else "dataset"
             rest = parts[1:]
             rev = "main"
+            if "tree" in rest:
+                self._tree(repo_type, rest)
+                return
             if "revision" in rest:
                 i = rest.index("revision")
                 rev = "/".join(rest[i + 1 :])
@@ -306,6 +309,54 @@ def _make_handler(sim: HubSim):
                 "siblings": siblings,
             }
             self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+        def _tree(self, repo_type: str, rest: list[str]) -> None:
+            """`/api/{models,datasets}/<repo>/tree/<rev>/<path>?recursive=…` (the datasets library
+            lists a dataset's files with it)."""
+            i = rest.index("tree")
+            repo = sim.repos.get((repo_type, "/".join(rest[:i])))
+            if repo is None:
+                self._error(404 if self._token() else 401, "RepoNotFound", "Repository not found")
+                return
+            if not self._authorized(repo):
+                return
+            rev, prefix = rest[i + 1], "/".join(rest[i + 2 :]).strip("/")
+            if repo.commit_for(rev) is None:
+                self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+                return
+            recursive = "recursive=true" in urlsplit(self.path).query.lower()
+            base = f"{prefix}/" if prefix else ""
+            entries: dict[str, dict[str, Any]] = {}
+            for name in sorted(repo.files):
+                if not name.startswith(base):
+                    continue
+                rel = name[len(base) :]
+                parts = rel.split("/")
+                dirs = parts[:-1] if recursive else parts[:1] if len(parts) > 1 else []
+                for k in range(len(dirs)):
+                    d = base + "/".join(parts[: k + 1])
+                    entries.setdefault(
+                        d, {"type": "directory", "oid": "0" * 40, "size": 0, "path": d}
+                    )
+                if recursive or len(parts) == 1:
+                    sha256, blob = sim.hashes(repo, name)
+                    entry: dict[str, Any] = {
+                        "type": "file",
+                        "oid": blob,
+                        "size": repo.size(name),
+                        "path": name,
+                    }
+                    if repo.is_lfs(name):
+                        entry["lfs"] = {"oid": sha256, "size": repo.size(name), "pointerSize": 134}
+                    entries[name] = entry
+            if not entries and prefix and prefix not in repo.files:
+                self._error(404, "EntryNotFound", f"{prefix} does not exist")
+                return
+            self._send(
+                200,
+                json.dumps(list(entries.values())).encode(),
+                {"Content-Type": "application/json"},
+            )
 
         def _resolve(self, path: str) -> None:
             where = "head" if self.command == "HEAD" else "get"

@@ -161,3 +161,18 @@ def test_resume_never_refuses_a_non_empty_output_dir(tmp_path, tiny_model):
     )
     r = run_cli("finetune", "--config", cfg, cwd=tmp_path)
     assert r.code == 2 and "is not a checkpoint-N folder" in r.stderr
+
+
+def test_dry_run_with_a_hub_dataset_id(tmp_path, tiny_model, hub, hub_env):
+    body = "".join(json.dumps(r) + "\n" for r in sft_rows(12)).encode()
+    hub.add_repo(
+        "org/sft-data", {"data/train.jsonl": body, "README.md": b"# data\n"}, repo_type="dataset"
+    )
+    cfg = _config(tmp_path, tiny_model, "dataset: {path: org/sft-data, split: train}\n")
+    r = run_cli("finetune", "--config", cfg, "--dry-run", "--json", cwd=tmp_path, env=hub_env)
+    assert r.code == 0, r.output
+    plan = next(json.loads(line) for line in r.stdout.splitlines() if '"plan"' in line)
+    assert plan["rows"] == 12
+    assert hub.requests("GET", "/datasets/org/sft-data/resolve/"), (
+        "the rows came from the Hub imitation"
+    )
