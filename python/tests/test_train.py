@@ -312,3 +312,31 @@ def test_chain_download_finetune_align_generate(tmp_path, tiny_model, hub, hub_e
         assert "GEN=" in generate(Path("outputs/dpo"))
     finally:
         os.chdir(old)
+
+
+def test_accelerate_launch_multi_gpu_flag_gives_two_ranks_on_cpu(tmp_path, tiny_model):
+    """`accelerate launch --multi_gpu --num_processes 2` is a real 2-rank gloo run on CPU
+    (unlike `--cpu`, which starts one process)."""
+    data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(64))
+    out = tmp_path / "acc"
+    cfg = sft_config(tmp_path, tiny_model, out, f"{{path: {data}}}", steps=6)
+    report = tmp_path / "ranks"
+    env = dict(os.environ, LEXALIGN_RANK_REPORT=str(report))
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        str(PROJECT / "finetune.py"),
+        "--config",
+        str(cfg),
+        "-q",
+    ]
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ranks = [json.loads((report / f"rank-{i}.json").read_text()) for i in (0, 1)]
+    assert [r["torch_world_size"] for r in ranks] == [2, 2]
+    assert not set(ranks[0]["batches"]) & set(ranks[1]["batches"])
+    check_outputs(out, 6)

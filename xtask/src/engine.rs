@@ -50,12 +50,10 @@ impl Engine {
             .args(["version", "--format", "{{.Client.Version}}"])
     }
 
+    /// Fails when the daemon (or podman's service/machine) cannot be reached.
     pub fn server_version_cmd<'a>(&self, sh: &'a Shell) -> Cmd<'a> {
-        let format = match self.kind {
-            Kind::Docker => "{{.Server.Version}}",
-            Kind::Podman => "{{.Server.Version}}",
-        };
-        self.cmd(sh).args(["version", "--format", format])
+        self.cmd(sh)
+            .args(["version", "--format", "{{.Server.Version}}"])
     }
 
     pub fn buildx_version_cmd<'a>(&self, sh: &'a Shell) -> Cmd<'a> {
