@@ -588,30 +588,28 @@ def _train(kind: str, cfg: FinetuneConfig | AlignConfig, console: Console, p: Pr
     if kind == "align":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(**common, beta=cfg.beta)
-        trainer_cls = _cpu_resume_fix(DPOTrainer)
-        trainer = trainer_cls(
-            model=model,
-            ref_model=None,
-            args=args,
-            train_dataset=ds,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[LexAlignCallback()],
+        trainer_cls, args, extra = (
+            DPOTrainer,
+            DPOConfig(**common, beta=cfg.beta),
+            {"ref_model": None},
         )
     else:
         from trl import SFTConfig, SFTTrainer
 
-        args = SFTConfig(**common, dataset_text_field="text", packing=False)
-        trainer_cls = _cpu_resume_fix(SFTTrainer)
-        trainer = trainer_cls(
-            model=model,
-            args=args,
-            train_dataset=ds,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[LexAlignCallback()],
+        trainer_cls, args, extra = (
+            SFTTrainer,
+            SFTConfig(**common, dataset_text_field="text", packing=False),
+            {},
         )
+    trainer = _cpu_resume_fix(trainer_cls)(
+        model=model,
+        args=args,
+        train_dataset=ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[LexAlignCallback()],
+        **extra,
+    )
 
     from transformers.trainer_callback import PrinterCallback
 
