@@ -920,6 +920,16 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
     print!("{}", table(&rows));
     let out_dir = ctx.root.join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
+    if !args.only.is_empty() {
+        // A partial run must not replace the full report.
+        atomic_write(
+            &out_dir.join("results-only.json"),
+            results_json(&rows, &meta).as_bytes(),
+        )?;
+        ctx.info("bench: --only: wrote target/bench/results-only.json (docs/benchmarks.md is written by full runs)");
+        let _ = std::fs::remove_dir_all(&b.tree);
+        return Ok(());
+    }
     atomic_write(
         &out_dir.join("results.json"),
         results_json(&rows, &meta).as_bytes(),

@@ -262,6 +262,19 @@ pub fn resolve_base(ctx: &Ctx, engine: &Engine, requested: &str) -> Result<Strin
     Ok(choice.reference)
 }
 
+/// The image id under a reference, if any.
+pub fn image_id(ctx: &Ctx, engine: &Engine, reference: &str) -> Option<String> {
+    let out = ctx
+        .capture_quiet(
+            engine
+                .cmd(&ctx.sh)
+                .args(["image", "inspect", "--format", "{{.Id}}", reference]),
+        )
+        .ok()?;
+    let id = out.stdout.trim().to_string();
+    (out.ok() && !id.is_empty()).then_some(id)
+}
+
 pub fn image_present(ctx: &Ctx, engine: &Engine, reference: &str) -> bool {
     ctx.capture_quiet(
         engine
@@ -471,6 +484,11 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
         ));
     }
     let cmd: Command = build_cmd(engine, &ctx.sh, mode, &spec).into();
+    let previous = if ctx.g.dry_run {
+        None
+    } else {
+        image_id(ctx, engine, &tag)
+    };
     if ctx.g.dry_run {
         ctx.show(&cmd);
         return Ok(());
@@ -494,6 +512,14 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
     ]))?;
     let mut parts = inspect.stdout.split_whitespace();
     let id = parts.next().unwrap_or("?").to_string();
+    // The image this build replaced is untagged now: remove it rather than leak gigabytes per
+    // rebuild (kept when a container or another tag still uses it).
+    if let Some(old) = previous.filter(|old| *old != id) {
+        let removed = ctx.capture_quiet(engine.cmd(&ctx.sh).args(["rmi", &old]))?;
+        if removed.ok() && ctx.g.verbose {
+            eprintln!("removed the previous image {old}");
+        }
+    }
     let size: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     // The HF cache volume, labelled so `clean` finds it.
     let _ = ctx.capture_quiet(engine.cmd(&ctx.sh).args([
