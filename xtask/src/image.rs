@@ -515,7 +515,22 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
     // The image this build replaced is untagged now: remove it rather than leak gigabytes per
     // rebuild (kept when a container or another tag still uses it).
     if let Some(old) = previous.filter(|old| *old != id) {
-        let removed = ctx.capture_quiet(engine.cmd(&ctx.sh).args(["rmi", &old]))?;
+        let tags = ctx.capture_quiet(engine.cmd(&ctx.sh).args([
+            "image",
+            "inspect",
+            "--format",
+            "{{len .RepoTags}}",
+            &old,
+        ]))?;
+        let dangling = tags.ok() && tags.stdout.trim() == "0";
+        let removed = if dangling {
+            ctx.capture_quiet(engine.cmd(&ctx.sh).args(["rmi", &old]))?
+        } else {
+            ctx::Captured {
+                code: 1,
+                ..Default::default()
+            }
+        };
         if removed.ok() && ctx.g.verbose {
             eprintln!("removed the previous image {old}");
         }
