@@ -205,6 +205,12 @@ impl Ctx {
         if self.g.dry_run || self.daemon.get().is_some() {
             return Ok(engine);
         }
+        // Fast path: ping the local Docker socket (~1 ms instead of a ~20 ms client run);
+        // anything else (contexts, remote hosts, podman) asks the client.
+        if engine.kind == crate::engine::Kind::Docker && docker_socket_ping() {
+            let _ = self.daemon.set("reachable".into());
+            return Ok(engine);
+        }
         let out = self.capture_quiet(engine.server_version_cmd(&self.sh))?;
         if !out.ok() || out.stdout.trim().is_empty() {
             return Err(fail(
@@ -389,6 +395,32 @@ fn find_root() -> Result<PathBuf> {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf())
+}
+
+/// `GET /_ping` on the Docker socket named by DOCKER_HOST (unix://…) or the default one.
+pub fn docker_socket_ping() -> bool {
+    use std::io::{Read, Write};
+    let path = match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => match h.strip_prefix("unix://") {
+            Some(p) => p.to_string(),
+            None => return false,
+        },
+        _ => "/var/run/docker.sock".to_string(),
+    };
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.starts_with("HTTP/1.") && head.split_whitespace().nth(1) == Some("200")
 }
 
 /// Host user and group ids (Linux: from /proc/self/status; elsewhere none are passed).
