@@ -207,7 +207,7 @@ impl Ctx {
         }
         // Fast path: ping the local Docker socket (~1 ms instead of a ~20 ms client run);
         // anything else (contexts, remote hosts, podman) asks the client.
-        if engine.kind == crate::engine::Kind::Docker && docker_socket_ping() {
+        if fast_ping_applies(&engine.program) && docker_socket_ping() {
             let _ = self.daemon.set("reachable".into());
             return Ok(engine);
         }
@@ -395,6 +395,27 @@ fn find_root() -> Result<PathBuf> {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf())
+}
+
+/// The socket ping stands for the client only when the client is `docker` talking to its
+/// default endpoint: no DOCKER_CONTEXT, no current context set in ~/.docker/config.json.
+fn fast_ping_applies(program: &Path) -> bool {
+    if program.file_name().and_then(|n| n.to_str()) != Some("docker") {
+        return false;
+    }
+    if std::env::var_os("DOCKER_CONTEXT").is_some() {
+        return false;
+    }
+    let config = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .map(|d| d.join("config.json"));
+    match config.and_then(|c| std::fs::read_to_string(c).ok()) {
+        Some(text) => {
+            !text.contains("\"currentContext\"") || text.contains("\"currentContext\": \"default\"")
+        }
+        None => true,
+    }
 }
 
 /// `GET /_ping` on the Docker socket named by DOCKER_HOST (unix://…) or the default one.
