@@ -629,11 +629,8 @@ def _train(kind: str, cfg: FinetuneConfig | AlignConfig, console: Console, p: Pr
         ) from exc
 
     final_step = trainer.state.global_step
-    if interrupt.requested:
-        console.info(
-            f"interrupted at step {final_step}; checkpoint saved in {output_dir}/checkpoint-{final_step}. "
-            "Run the same command again to resume."
-        )
+
+    def write_run(status: str, train_loss: float | None = None) -> None:
         _write_run_json(
             output_dir,
             cfg,
@@ -643,10 +640,18 @@ def _train(kind: str, cfg: FinetuneConfig | AlignConfig, console: Console, p: Pr
             state,
             resumed_step,
             final_step,
-            "interrupted",
+            status,
             fp,
             adapter,
+            train_loss=train_loss,
         )
+
+    if interrupt.requested:
+        console.info(
+            f"interrupted at step {final_step}; checkpoint saved in {output_dir}/checkpoint-{final_step}. "
+            "Run the same command again to resume."
+        )
+        write_run("interrupted")
         return 130
 
     trainer.save_model(str(output_dir))
@@ -655,20 +660,7 @@ def _train(kind: str, cfg: FinetuneConfig | AlignConfig, console: Console, p: Pr
         if adapter:
             _copy_adapter(Path(adapter), output_dir / BASE_ADAPTER_DIR)
         atomic_write_text(output_dir / FINGERPRINT, json.dumps(fp, indent=2) + "\n")
-        _write_run_json(
-            output_dir,
-            cfg,
-            kind,
-            plan,
-            started,
-            state,
-            resumed_step,
-            final_step,
-            "completed",
-            fp,
-            adapter,
-            train_loss=getattr(result, "training_loss", None),
-        )
+        write_run("completed", train_loss=getattr(result, "training_loss", None))
         console.event(
             "summary",
             status="completed",
