@@ -631,20 +631,32 @@ def _train(kind: str, cfg: FinetuneConfig | AlignConfig, console: Console, p: Pr
     final_step = trainer.state.global_step
 
     def write_run(status: str, train_loss: float | None = None) -> None:
-        _write_run_json(
-            output_dir,
-            cfg,
-            kind,
-            plan,
-            started,
-            state,
-            resumed_step,
-            final_step,
-            status,
-            fp,
-            adapter,
-            train_loss=train_loss,
-        )
+        """run.json (design §6): the resolved config, versions, times, losses, resume point."""
+        if not is_main():
+            return
+        data = {
+            "kind": kind,
+            "status": status,
+            "config": cfg.model_dump(mode="json"),
+            "versions": _versions(),
+            "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "end_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": round(time.time() - started, 2),
+            "final_step": final_step,
+            "final_loss": state["last_loss"],
+            "first_loss": state["first_loss"],
+            "train_loss": train_loss,
+            "resumed_from_step": resumed_step,
+            "world_size": world_size(),
+            "device": device,
+            "precision": precision,
+            "target_modules": target_modules,
+            "trainable_lora_parameters": plan["trainable_lora_parameters"],
+            "base_model": cfg.model,
+            "base_adapter": BASE_ADAPTER_DIR if adapter else None,
+            "fingerprint": fp,
+        }
+        atomic_write_text(output_dir / "run.json", json.dumps(data, indent=2, default=str) + "\n")
 
     if interrupt.requested:
         console.info(
@@ -679,47 +691,6 @@ def _copy_adapter(src: Path, dst: Path) -> None:
     for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
         if (src / name).is_file():
             shutil.copy2(src / name, dst / name)
-
-
-def _write_run_json(
-    output_dir,
-    cfg,
-    kind,
-    plan,
-    started,
-    state,
-    resumed_step,
-    final_step,
-    status,
-    fp,
-    adapter,
-    train_loss=None,
-):
-    if not is_main():
-        return
-    data = {
-        "kind": kind,
-        "status": status,
-        "config": cfg.model_dump(mode="json"),
-        "versions": _versions(),
-        "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "end_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "seconds": round(time.time() - started, 2),
-        "final_step": final_step,
-        "final_loss": state["last_loss"],
-        "first_loss": state["first_loss"],
-        "train_loss": train_loss,
-        "resumed_from_step": resumed_step,
-        "world_size": world_size(),
-        "device": plan["device"],
-        "precision": plan["precision"],
-        "target_modules": plan["target_modules"],
-        "trainable_lora_parameters": plan["trainable_lora_parameters"],
-        "base_model": cfg.model,
-        "base_adapter": BASE_ADAPTER_DIR if adapter else None,
-        "fingerprint": fp,
-    }
-    atomic_write_text(output_dir / "run.json", json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _cpu_resume_fix(trainer_cls):

@@ -230,16 +230,22 @@ def test_checkpoint_of_another_lora_shape_is_refused(tmp_path, tiny_model):
     assert r.code == 2 and "lora.r differs (8 vs 4)" in r.stderr, r.output
 
 
-def torchrun(*args: str) -> list[str]:
-    return [
+def run_torchrun(cfg: Path, cwd: Path, env: dict[str, str]) -> None:
+    """finetune.py with two processes on this machine (gloo on CPU)."""
+    cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         "--standalone",
         "--nproc_per_node",
         "2",
-        *args,
+        str(PROJECT / "finetune.py"),
+        "--config",
+        str(cfg),
+        "-q",
     ]
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
 
 
 def test_two_processes_over_gloo_and_resume(tmp_path, tiny_model):
@@ -248,15 +254,7 @@ def test_two_processes_over_gloo_and_resume(tmp_path, tiny_model):
     cfg = sft_config(tmp_path, tiny_model, out, f"{{path: {data}}}", steps=10)
     report = tmp_path / "ranks"
     env = dict(os.environ, LEXALIGN_RANK_REPORT=str(report))
-    p = subprocess.run(
-        torchrun(str(PROJECT / "finetune.py"), "--config", str(cfg), "-q"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert p.returncode == 0, p.stderr[-3000:]
+    run_torchrun(cfg, tmp_path, env)
     ranks = [json.loads((report / f"rank-{i}.json").read_text()) for i in (0, 1)]
     assert all(r["world_size"] == 2 and r["torch_world_size"] == 2 for r in ranks)
     assert not set(ranks[0]["batches"]) & set(ranks[1]["batches"]), (
@@ -267,15 +265,7 @@ def test_two_processes_over_gloo_and_resume(tmp_path, tiny_model):
     assert run["world_size"] == 2
     # resume the 2-process run (the optimizer loads onto plain cpu)
     cfg.write_text(cfg.read_text().replace("max_steps: 10", "max_steps: 15"))
-    p = subprocess.run(
-        torchrun(str(PROJECT / "finetune.py"), "--config", str(cfg), "-q"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert p.returncode == 0, p.stderr[-3000:]
+    run_torchrun(cfg, tmp_path, env)
     run = json.loads((out / "run.json").read_text())
     assert run["resumed_from_step"] == 10 and run["final_step"] == 15
     assert [x["step"] for x in metrics(out)] == list(range(1, 16))
