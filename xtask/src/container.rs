@@ -18,6 +18,20 @@ pub const PASS_ENV: &[&str] = &[
     "CI",
 ];
 
+/// `run --rm --init --label <project> --label dev.lexalign.task=<task>`: how every container the
+/// tasks start begins (an init process forwards signals; the labels let `clean` find it).
+pub fn run_prefix(project_label: &str, task: &str) -> Vec<String> {
+    vec![
+        "run".into(),
+        "--rm".into(),
+        "--init".into(),
+        "--label".into(),
+        project_label.into(),
+        "--label".into(),
+        format!("dev.lexalign.task={task}"),
+    ]
+}
+
 #[derive(Debug, Clone)]
 pub struct DevRun {
     pub engine: PathBuf,
@@ -82,17 +96,8 @@ impl DevRun {
     }
 
     pub fn args(&self) -> Vec<String> {
-        let mut a: Vec<String> = vec![
-            "run".into(),
-            "--rm".into(),
-            "--init".into(),
-            "--name".into(),
-            self.name.clone(),
-            "--label".into(),
-            self.project_label.clone(),
-            "--label".into(),
-            format!("dev.lexalign.task={}", self.task),
-        ];
+        let mut a = run_prefix(&self.project_label, &self.task);
+        a.extend(["--name".into(), self.name.clone()]);
         if self.stdin || self.tty {
             a.push("-i".into());
         }

@@ -276,13 +276,7 @@ pub fn image_id(ctx: &Ctx, engine: &Engine, reference: &str) -> Option<String> {
 }
 
 pub fn image_present(ctx: &Ctx, engine: &Engine, reference: &str) -> bool {
-    ctx.capture_quiet(
-        engine
-            .cmd(&ctx.sh)
-            .args(["image", "inspect", "--format", "{{.Id}}", reference]),
-    )
-    .map(|c| c.ok())
-    .unwrap_or(false)
+    image_id(ctx, engine, reference).is_some()
 }
 
 /// The labels every dev image carries.

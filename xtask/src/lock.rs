@@ -71,14 +71,7 @@ pub fn lock_cmd<'a>(sh: &'a Shell, r: &LockRun<'_>) -> Cmd<'a> {
     } = *r;
     let mut cmd = sh
         .cmd(engine)
-        .args([
-            "run",
-            "--rm",
-            "--label",
-            label,
-            "--label",
-            "dev.lexalign.task=lock",
-        ])
+        .args(crate::container::run_prefix(label, "lock"))
         .args([
             "-v",
             &format!("{}:/work", work.display()),

@@ -41,14 +41,7 @@ pub fn smoke_run<'a>(
     cmd: &[&str],
 ) -> Cmd<'a> {
     sh.cmd(engine)
-        .args([
-            "run",
-            "--rm",
-            "--label",
-            label,
-            "--label",
-            "dev.lexalign.task=smoke",
-        ])
+        .args(crate::container::run_prefix(label, "smoke"))
         .arg(image)
         .args(cmd)
 }
@@ -209,15 +202,10 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             "no warning"
         },
     );
-    let mut with: Command = smoke_run(&ctx.sh, &engine.program, &label, image, &[]).into();
-    let mut args: Vec<String> = with
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let at = args.iter().position(|a| a == image).unwrap_or(args.len());
-    args.splice(at..at, ["-e".to_string(), "HF_TOKEN".to_string()]);
-    args.push("true".into());
-    with = Command::new(&engine.program);
+    // HF_TOKEN by name only, with a placeholder value in the client's environment.
+    let mut with = Command::new(&engine.program);
+    let mut args = crate::container::run_prefix(&label, "smoke");
+    args.extend(["-e".into(), "HF_TOKEN".into(), image.into(), "true".into()]);
     with.args(&args)
         .env("HF_TOKEN", "lexalign-smoke-placeholder");
     let with = capture(with)?;
