@@ -16,14 +16,31 @@ from typing import Any
 import click
 
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, LexAlignError
+from .kinds import TrainKind
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Run:
+    """What `main` needs to know about the command that ran (set by its `--debug` option)."""
+
+    debug = False
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    _Run.debug = value
+    return value
 
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options every command has."""
     f = click.option(
-        "--debug", is_flag=True, help="Show a Python traceback for unexpected errors."
+        "--debug",
+        is_flag=True,
+        is_eager=True,
+        expose_value=False,
+        callback=_set_debug,
+        help="Show a Python traceback for unexpected errors.",
     )(f)
     f = click.option(
         "--json",
@@ -80,7 +97,6 @@ def download(
     dry_run: bool,
     quiet: bool,
     as_json: bool,
-    debug: bool,
     verify: bool,
     token_file: str | None,
 ) -> None:
@@ -103,7 +119,7 @@ def download(
     )
 
 
-def _train_command(kind: str, doc: str) -> click.Command:
+def _train_command(kind: TrainKind, doc: str) -> click.Command:
     """`finetune` and `align`: the same options, another config model."""
 
     @click.option(
@@ -113,7 +129,7 @@ def _train_command(kind: str, doc: str) -> click.Command:
     )
     @_common
     def command(
-        config_path: str, dry_run: bool, quiet: bool, as_json: bool, debug: bool, overwrite: bool
+        config_path: str, dry_run: bool, quiet: bool, as_json: bool, overwrite: bool
     ) -> None:
         from .commands import run_train
 
@@ -124,11 +140,11 @@ def _train_command(kind: str, doc: str) -> click.Command:
         )
 
     command.__doc__ = doc
-    return cli.command(name=kind, context_settings=CONTEXT)(command)
+    return cli.command(name=str(kind), context_settings=CONTEXT)(command)
 
 
 finetune = _train_command(
-    "finetune",
+    TrainKind.FINETUNE,
     """Supervised fine-tuning with LoRA (peft + trl) from a YAML config (e.g. config/finetune.yaml).
 
     Writes the adapter, tokenizer, checkpoints, metrics.jsonl and run.json to output_dir.
@@ -136,7 +152,7 @@ finetune = _train_command(
     """,
 )
 align = _train_command(
-    "align",
+    TrainKind.ALIGN,
     """Preference alignment with DPO (trl) from a YAML config (e.g. config/align.yaml).
 
     Optionally starts from a finetune output (adapter:), which then is the DPO reference.
@@ -152,7 +168,7 @@ def _sigterm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     """Run the CLI; return the exit code. `download.py` & co. pass their command name first."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    _Run.debug = False
     command: click.Command = cli
     if prog_name and args and args[0] in cli.commands:
         command = cli.commands[args.pop(0)]
@@ -178,7 +194,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     except LexAlignError as exc:
         from .errors import redact
 
-        if debug:
+        if _Run.debug:
             import traceback
 
             traceback.print_exc()
@@ -187,7 +203,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with --debug
         from .errors import one_line, redact
 
-        if debug:
+        if _Run.debug:
             import traceback
 
             traceback.print_exc()

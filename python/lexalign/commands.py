@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .console import Console, human_bytes
 from .errors import ConfigError
+from .kinds import TrainKind
 
 
 def _truthy(value: str | None) -> bool:
@@ -37,13 +38,16 @@ def run_download(
     from .config import DownloadConfig, load_config
 
     cfg = load_config(config_path, DownloadConfig)
-    from . import hub
+    from . import download
 
     if verify:
-        problems = hub.verify(cfg, console)
+        problems = download.verify(cfg, console)
         console.event("summary", verified=True, problems=problems)
         if problems:
-            console.error(f"verify: {problems} problem(s); run download again to repair")
+            console.error(
+                f"verify: {problems} problem(s); the bad files were dropped from their manifests, "
+                "so running download again fetches them afresh"
+            )
             return 1
         return 0
 
@@ -52,10 +56,10 @@ def run_download(
 
     disable_progress_bars()
     offline = _truthy(os.environ.get("HF_HUB_OFFLINE"))
-    downloader = hub.Downloader(cfg, console, token=token, dry_run=dry_run, offline=offline)
+    downloader = download.Downloader(cfg, console, token=token, dry_run=dry_run, offline=offline)
     results = downloader.run()
 
-    failed = [r for r in results if not r.status.startswith(("ok", "dry-run"))]
+    failed = [r for r in results if not r.status.succeeded]
     if dry_run:
         rows = [
             [
@@ -64,7 +68,7 @@ def run_download(
                 r.files,
                 human_bytes(r.bytes),
                 str(r.local_dir),
-                r.status,
+                str(r.status),
             ]
             for r in results
         ]
@@ -83,7 +87,7 @@ def run_download(
                 r.files,
                 human_bytes(r.bytes),
                 f"{r.seconds:.1f}",
-                r.status,
+                str(r.status),
             ]
             for r in results
         ]
@@ -101,16 +105,16 @@ def run_download(
     )
     if console.mode == "quiet":
         for r in results:
-            print(f"{r.repo_id}\t{r.commit or '-'}\t{r.status}")
+            print(f"{r.repo_id}\t{r.commit or '-'}\t{r.status!s}")
     return 1 if failed else 0
 
 
 def run_train(
-    kind: str, config_path: str, console: Console, *, dry_run: bool, overwrite: bool
+    kind: TrainKind, config_path: str, console: Console, *, dry_run: bool, overwrite: bool
 ) -> int:
     from .config import AlignConfig, FinetuneConfig, load_config
 
-    cfg = load_config(config_path, FinetuneConfig if kind == "finetune" else AlignConfig)
+    cfg = load_config(config_path, FinetuneConfig if kind is TrainKind.FINETUNE else AlignConfig)
     from . import train
 
     return train.run(

@@ -109,6 +109,14 @@ class DownloadConfig(Strict):
                 seen[target] = where
         return self
 
+    def jobs(self) -> list[tuple[RepoSpec, str, Path]]:
+        """(spec, repo type, local folder) for every configured repo, models first."""
+        out = []
+        for kind, specs in (("models", self.models), ("datasets", self.datasets)):
+            repo_type = "model" if kind == "models" else "dataset"
+            out.extend((s, repo_type, Path(self.local_dir_for(s, kind))) for s in specs)
+        return out
+
     def local_dir_for(self, spec: RepoSpec, kind: str) -> str:
         if spec.local_dir:
             return spec.local_dir

@@ -16,13 +16,14 @@ def test_help_imports_no_heavy_modules(script, tmp_path):
     code = (
         f"import sys, runpy; sys.argv = [{script + '.py'!r}, '--help']\n"
         f"try:\n    runpy.run_path({str(PROJECT / (script + '.py'))!r}, run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
+        "except SystemExit as e:\n    print('EXIT=' + str(e.code))\n"
         "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'huggingface_hub', 'pydantic')"
         " if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))\n"
     )
     p = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True)
-    assert "Usage:" in p.stdout
+    assert p.returncode == 0, p.stderr
+    assert "Usage:" in p.stdout and "EXIT=0" in p.stdout, p.stdout[-300:]
     assert p.stdout.strip().endswith("HEAVY="), p.stdout[-300:]
 
 
@@ -42,6 +43,7 @@ def test_lexalign_entry_point_and_module(tmp_path):
     p = subprocess.run(
         [sys.executable, "-m", "lexalign", "--help"], cwd=PROJECT, capture_output=True, text=True
     )
+    assert p.returncode == 0, p.stderr
     assert (
         p.returncode == 0
         and "download" in p.stdout
@@ -64,7 +66,7 @@ def test_download_dry_run_imports_no_torch(tmp_path, hub, hub_env):
     code = (
         f"import sys, runpy; sys.argv = ['download.py', '--config', {str(cfg)!r}, '--dry-run']\n"
         f"try:\n    runpy.run_path({str(PROJECT / 'download.py')!r}, run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
+        "except SystemExit as e:\n    print('EXIT=' + str(e.code))\n"
         "print('TORCH=' + str('torch' in sys.modules or 'transformers' in sys.modules))\n"
     )
 
@@ -72,6 +74,7 @@ def test_download_dry_run_imports_no_torch(tmp_path, hub, hub_env):
     p = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env
     )
+    assert p.returncode == 0 and "EXIT=0" in p.stdout, p.stdout + p.stderr
     assert "TORCH=False" in p.stdout, p.stdout + p.stderr
 
 

@@ -18,6 +18,8 @@ import pytest
 from conftest import PROJECT, run_cli
 from tiny import chat_rows, preference_rows, prompt_completion_rows, sft_rows, write_jsonl
 
+from lexalign import testing
+
 pytestmark = pytest.mark.integration
 
 
@@ -165,7 +167,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path, tiny_model):
 
     out = tmp_path / "killed"
     cfg = sft_config(tmp_path, tiny_model, out, ds, steps=24)
-    env = dict(os.environ, LEXALIGN_STEP_DELAY_S="0.3")
+    env = dict(os.environ, **testing.env(step_delay_s=0.3))
     proc = subprocess.Popen(
         [sys.executable, str(PROJECT / "finetune.py"), "--config", str(cfg), "-q"],
         cwd=tmp_path,
@@ -194,7 +196,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path, tiny_model):
     data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(64))
     out = tmp_path / "sft"
     cfg = sft_config(tmp_path, tiny_model, out, f"{{path: {data}}}", steps=40, extra="")
-    env = dict(os.environ, LEXALIGN_STEP_DELAY_S="0.3")
+    env = dict(os.environ, **testing.env(step_delay_s=0.3))
     proc = subprocess.Popen(
         [sys.executable, str(PROJECT / "finetune.py"), "--config", str(cfg)],
         cwd=tmp_path,
@@ -253,7 +255,7 @@ def test_two_processes_over_gloo_and_resume(tmp_path, tiny_model):
     out = tmp_path / "ddp"
     cfg = sft_config(tmp_path, tiny_model, out, f"{{path: {data}}}", steps=10)
     report = tmp_path / "ranks"
-    env = dict(os.environ, LEXALIGN_RANK_REPORT=str(report))
+    env = dict(os.environ, **testing.env(rank_report=str(report)))
     run_torchrun(cfg, tmp_path, env)
     ranks = [json.loads((report / f"rank-{i}.json").read_text()) for i in (0, 1)]
     assert all(r["world_size"] == 2 and r["torch_world_size"] == 2 for r in ranks)
@@ -311,7 +313,7 @@ def test_accelerate_launch_multi_gpu_flag_gives_two_ranks_on_cpu(tmp_path, tiny_
     out = tmp_path / "acc"
     cfg = sft_config(tmp_path, tiny_model, out, f"{{path: {data}}}", steps=6)
     report = tmp_path / "ranks"
-    env = dict(os.environ, LEXALIGN_RANK_REPORT=str(report))
+    env = dict(os.environ, **testing.env(rank_report=str(report)))
     cmd = [
         sys.executable,
         "-m",

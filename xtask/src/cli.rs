@@ -27,13 +27,14 @@ pub struct Global {
         long,
         global = true,
         value_name = "REF",
-        default_value = "lexalign-dev:latest"
+        default_value = crate::policy::DEFAULT_IMAGE
     )]
     pub image: String,
-    /// Print every engine command that would run, run none, exit 0.
+    /// Print every command that would change something, run none of them (read-only queries
+    /// still run), write nothing, exit 0.
     #[arg(long, global = true)]
     pub dry_run: bool,
-    /// Print each engine command before running it.
+    /// Print each command before running it.
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
     /// Print only errors and the final result.
@@ -56,9 +57,9 @@ pub enum Task {
     Smoke,
     /// Run download.py, finetune.py and align.py with --help inside the image.
     HelpCheck,
-    /// pytest -m "not integration" in a container (extra args after --).
+    /// pytest -m "not integration and not hub" in a container (extra args after --).
     TestUnit(PassArgs),
-    /// pytest -m integration in a container (extra args after --).
+    /// pytest -m "integration and not hub" in a container (extra args after --; `-- -m hub` for the real Hub).
     TestE2e(PassArgs),
     /// Interactive bash in the container with the dev mounts.
     Shell,
@@ -72,17 +73,17 @@ pub enum Task {
     Ci(CiArgs),
     /// Benchmark the dev loop and write target/bench/results.json and docs/benchmarks.md.
     Bench(BenchArgs),
-    /// Remove containers, images and volumes that carry the project's label.
-    Clean,
+    /// Remove what the xtask created: its containers, its images, and with --volumes the HF cache.
+    Clean(CleanArgs),
 }
 
 #[derive(Args, Debug, Default)]
 pub struct BaseImageArgs {
     /// Tag of the base image.
-    #[arg(long, default_value = crate::base_image::DEFAULT_TAG)]
+    #[arg(long, default_value = crate::policy::DEBIAN_BASE)]
     pub tag: String,
     /// Debian suite.
-    #[arg(long, default_value = "bookworm")]
+    #[arg(long, default_value = crate::policy::DEBIAN_SUITE)]
     pub suite: String,
     /// Debian mirror (default: mmdebstrap's, or the host's apt sources).
     #[arg(long)]
@@ -163,10 +164,20 @@ pub struct BenchArgs {
     /// Fewer runs, and no cold build.
     #[arg(long)]
     pub quick: bool,
-    /// Only these rows (ids or names, e.g. `noop-rebuild cli-help`).
+    /// Only these rows (any id the bench prints, e.g. `noop-rebuild help-download`).
     #[arg(long, num_args = 1.., value_name = "ROW")]
     pub only: Vec<String>,
     /// Runs per row (default 5, 3 with --quick).
     #[arg(long)]
     pub runs: Option<usize>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct CleanArgs {
+    /// Also remove the volumes (the HF cache: every downloaded model).
+    #[arg(long)]
+    pub volumes: bool,
+    /// Also remove running containers.
+    #[arg(long)]
+    pub force: bool,
 }

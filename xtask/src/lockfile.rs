@@ -1,7 +1,7 @@
 //! Reading lockfiles: PEP 751 `pylock.toml` (serde + toml) or requirements-style
 //! `name==version` lines (with `--hash` continuations and markers).
 
-use crate::ctx;
+use crate::error::usage;
 use anyhow::Result;
 use serde::Deserialize;
 use std::path::Path;
@@ -99,7 +99,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Lock> {
 fn parse_pylock(path: &Path, text: &str) -> Result<Lock> {
     let raw: PyLock = toml::from_str(text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-        ctx::usage(format!(
+        usage(format!(
             "{}:{line}:{col}: invalid pylock.toml: {}",
             path.display(),
             e.message()
@@ -108,13 +108,13 @@ fn parse_pylock(path: &Path, text: &str) -> Result<Lock> {
     match raw.lock_version.as_deref() {
         Some(v) if v.split('.').next() == Some("1") => {}
         Some(v) => {
-            return Err(ctx::usage(format!(
+            return Err(usage(format!(
                 "{}: unsupported lock-version {v:?} (this tool reads PEP 751 lock-version 1.x)",
                 path.display()
             )))
         }
         None => {
-            return Err(ctx::usage(format!(
+            return Err(usage(format!(
                 "{}: no `lock-version` key, so this is not a PEP 751 pylock.toml; regenerate it with `cargo xtask lock`",
                 path.display()
             )))
@@ -173,7 +173,7 @@ fn parse_requirements(path: &Path, text: &str) -> Result<Lock> {
             None => (req.trim(), None),
         };
         let Some((name, version)) = spec.split_once("==") else {
-            return Err(ctx::usage(format!(
+            return Err(usage(format!(
                 "{}:{start_line}: `{spec}` is not an exact `name==version` pin; a lock must pin every package",
                 path.display()
             )));
@@ -181,7 +181,7 @@ fn parse_requirements(path: &Path, text: &str) -> Result<Lock> {
         let name = name.split('[').next().unwrap_or(name).trim();
         let version = version.trim_start_matches('=').trim();
         if name.is_empty() || version.is_empty() || version.contains([',', '<', '>', '*']) {
-            return Err(ctx::usage(format!(
+            return Err(usage(format!(
                 "{}:{start_line}: `{spec}` is not an exact `name==version` pin",
                 path.display()
             )));
@@ -196,7 +196,7 @@ fn parse_requirements(path: &Path, text: &str) -> Result<Lock> {
         && !text.trim().is_empty()
         && !text.lines().any(|l| l.trim_start().starts_with('#'))
     {
-        return Err(ctx::usage(format!(
+        return Err(usage(format!(
             "{}: unknown lockfile format (expected pylock.toml or `name==version` lines)",
             path.display()
         )));
@@ -248,7 +248,7 @@ name = "local-thing"
             "lock-version = \"1.0\"\n[[packages]\n",
         )
         .unwrap_err();
-        let exit = e.downcast_ref::<ctx::Exit>().unwrap();
+        let exit = e.downcast_ref::<crate::error::Exit>().unwrap();
         assert_eq!(exit.code, 2);
         let m = exit.msg.clone().unwrap();
         assert!(m.starts_with("x/pylock.toml:2:"), "{m}");

@@ -1,43 +1,42 @@
 //! `cargo xtask` — the LexAlign dev-environment automation.
 //!
-//! `main` only parses the command line and dispatches; every task lives in its own module
-//! with one entry function, and every engine command line is built by a pure function.
+//! Dependencies run one way (docs/architecture.md):
+//!   main → tasks → {ctx, devrun, engine, exec, git, lockfile, policy} → error
+//! `main` parses the command line and dispatches; each task lives in `tasks/` with one entry
+//! point; `exec` is the only module that starts processes; `engine::cmd` is the only place engine
+//! argv is spelled; `policy` holds the names, labels and paths shared with docker/.
 
-mod base_image;
-mod bench;
-mod ci;
-mod clean;
 mod cli;
-mod container;
 mod ctx;
+mod devrun;
 mod diff;
-mod doctor;
 mod engine;
-mod help_check;
-mod image;
-mod lock;
+mod error;
+mod exec;
+mod git;
 mod lockfile;
-mod pins;
-mod pytest;
+mod policy;
 mod requirement;
-mod run;
-mod shell;
-mod smoke;
+mod tasks;
 mod util;
+
+#[cfg(test)]
+mod tidy;
 
 use clap::Parser;
 use cli::{Cli, Task};
+use tasks::*;
 
 fn main() {
     let cli = Cli::parse();
     let code = match ctx::Ctx::new(&cli.global) {
-        Ok(ctx) => ctx::finish(dispatch(&ctx, cli.task)),
-        Err(e) => ctx::finish(Err(e)),
+        Ok(ctx) => error::finish(dispatch(&ctx, cli.task)),
+        Err(e) => error::finish(Err(e)),
     };
     std::process::exit(code);
 }
 
-fn dispatch(ctx: &ctx::Ctx, task: Task) -> anyhow::Result<()> {
+fn dispatch(ctx: &ctx::Ctx, task: Task) -> error::Result<()> {
     match task {
         Task::Doctor => doctor::run(ctx),
         Task::BaseImage(a) => base_image::run(ctx, &a),
@@ -52,6 +51,6 @@ fn dispatch(ctx: &ctx::Ctx, task: Task) -> anyhow::Result<()> {
         Task::Lock(a) => lock::run(ctx, &a),
         Task::Ci(a) => ci::run(ctx, &a),
         Task::Bench(a) => bench::run(ctx, &a),
-        Task::Clean => clean::run(ctx),
+        Task::Clean(a) => clean::run(ctx, &a),
     }
 }

@@ -1,0 +1,165 @@
+"""What runs inside the trainer's loop: a typed state shared by the callback and the token
+counter, the metrics/progress callback, Ctrl-C handling, and the test hooks (lexalign.testing)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import testing
+from ..console import Console
+from ..io import atomic_write_text
+from .dist import is_main, rank, world_size
+from .outputs import BASE_ADAPTER_DIR, FINGERPRINT, append_metrics, copy_adapter
+
+
+@dataclass
+class TrainState:
+    """Shared by the callback (metrics, progress) and the token counter."""
+
+    output_dir: Path
+    fingerprint: dict[str, Any]
+    adapter: str | None
+    first_loss: float | None = None
+    last_loss: float | None = None
+    t0: float | None = None
+    step0: int = 0
+    tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.output_dir / "metrics.jsonl"
+
+
+class Interrupt:
+    """First Ctrl-C/SIGTERM: stop after the current step and save a checkpoint. Second: abort."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            if is_main():
+                sys.stderr.write(
+                    "\ninterrupt: saving a checkpoint after this step (again to abort)\n"
+                )
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, handler)
+            except ValueError:
+                pass
+
+
+def make_callback(state: TrainState, interrupt: Interrupt, console: Console):
+    """The trainer callback: metrics.jsonl rows, the progress line, checkpoint extras, Ctrl-C."""
+    from transformers import TrainerCallback
+
+    step_delay = float(testing.hook("step_delay_s") or 0)
+
+    class LexAlignCallback(TrainerCallback):
+        def on_train_begin(self, args, st, control, **kw):
+            state.t0 = time.time()
+            state.step0 = st.global_step
+            state.tokens = 0
+
+        def on_step_end(self, args, st, control, **kw):
+            if step_delay:
+                time.sleep(step_delay)
+            if interrupt.requested:
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_log(self, args, st, control, logs=None, **kw):
+            if not logs or "loss" not in logs or not st.is_world_process_zero:
+                return
+            elapsed = max(time.time() - (state.t0 or time.time()), 1e-9)
+            done = st.global_step - state.step0
+            record = {
+                "step": st.global_step,
+                **{k: v for k, v in logs.items() if isinstance(v, int | float)},
+            }
+            record["tokens_per_s"] = round(state.tokens * world_size() / elapsed, 1)
+            record["time"] = round(time.time(), 3)
+            append_metrics(state.metrics_path, record)
+            if state.first_loss is None:
+                state.first_loss = logs["loss"]
+            state.last_loss = logs["loss"]
+            eta = (st.max_steps - st.global_step) * elapsed / max(done, 1)
+            console.event("step", **record, eta_s=round(eta, 1))
+            console.info(
+                f"step {st.global_step}/{st.max_steps}  loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2e}  "
+                f"{record['tokens_per_s']:.0f} tok/s  ETA {eta:.0f}s"
+            )
+
+        def on_save(self, args, st, control, **kw):
+            if st.is_world_process_zero:
+                ckpt = state.output_dir / f"checkpoint-{st.global_step}"
+                if ckpt.is_dir():
+                    atomic_write_text(
+                        ckpt / FINGERPRINT, json.dumps(state.fingerprint, indent=2) + "\n"
+                    )
+                    if state.adapter:
+                        copy_adapter(Path(state.adapter), ckpt / BASE_ADAPTER_DIR)
+
+    return LexAlignCallback()
+
+
+def count_tokens(trainer, state: TrainState) -> None:
+    """Count the (non-padding) tokens each training step sees, for tokens/s."""
+    original = trainer.training_step
+
+    def training_step(model, inputs, *a, **kw):
+        for key, value in inputs.items():
+            if key.endswith("attention_mask") and hasattr(value, "sum"):
+                state.tokens += int(value.sum())
+        return original(model, inputs, *a, **kw)
+
+    trainer.training_step = training_step
+
+
+def report_rank_batches(trainer) -> None:
+    """Test hook `rank_report` (a folder): each rank records the world size and a digest of the
+    first batches it trains on, to prove data parallelism split the data."""
+    folder = testing.hook("rank_report")
+    if not folder:
+        return
+
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    seen: list[str] = []
+    original = trainer.training_step
+
+    def training_step(model, inputs, *a, **kw):
+        if len(seen) < 4 and "input_ids" in inputs:
+            seen.append(
+                hashlib.sha256(inputs["input_ids"].cpu().numpy().tobytes()).hexdigest()[:16]
+            )
+            atomic_write_text(
+                folder / f"rank-{rank()}.json",
+                json.dumps(
+                    {
+                        "rank": rank(),
+                        "world_size": world_size(),
+                        "torch_world_size": torch.distributed.get_world_size()
+                        if torch.distributed.is_initialized()
+                        else 1,
+                        "batches": seen,
+                    }
+                ),
+            )
+        return original(model, inputs, *a, **kw)
+
+    trainer.training_step = training_step

@@ -1,0 +1,43 @@
+"""Shims over the pinned transformers/peft: what each works around, and why.
+
+- `cpu_resume_fix`: transformers loads the optimizer onto `args.device` when world_size > 1;
+  on CPU that is `cpu:0`, which torch cannot restore storages to. Map it to plain `cpu`.
+- `keep_bitsandbytes_out`: peft imports bitsandbytes whenever it is installed; without QLoRA it
+  is not needed and its import is slow and noisy, so it is kept out of sys.modules.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def keep_bitsandbytes_out(quantization: str) -> None:
+    if quantization == "none" and "bitsandbytes" not in sys.modules:
+        sys.modules["bitsandbytes"] = None  # type: ignore[assignment]
+
+
+def cpu_resume_fix(trainer_cls):
+    """transformers loads the optimizer onto `args.device` when world_size > 1; on CPU that is
+    `cpu:0`, which torch cannot restore storages to. Map it to plain `cpu`."""
+    import torch
+
+    class Fixed(trainer_cls):  # type: ignore[misc, valid-type]
+        def _load_optimizer_and_scheduler(self, checkpoint):
+            if checkpoint is None or self.args.device.type != "cpu":
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            original = torch.load
+
+            def load(*a, **kw):
+                loc = kw.get("map_location")
+                if isinstance(loc, torch.device) and loc.type == "cpu":
+                    kw["map_location"] = "cpu"
+                return original(*a, **kw)
+
+            torch.load = load
+            try:
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            finally:
+                torch.load = original
+
+    Fixed.__name__ = trainer_cls.__name__
+    return Fixed

@@ -1,0 +1,250 @@
+"""The training run: load the weights (QLoRA on CUDA when asked), merge an SFT adapter for DPO
+(the merge route: the SFT model becomes the DPO reference, first loss ln 2), train with trl's
+SFTTrainer or DPOTrainer and peft, and write the outputs. Only rank 0 writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import AlignConfig, FinetuneConfig
+from ..console import Console
+from ..errors import ConfigError, RuntimeFailure
+from ..io import atomic_write_text
+from ..kinds import TrainKind
+from .callbacks import Interrupt, TrainState, count_tokens, make_callback, report_rank_batches
+from .compat import cpu_resume_fix
+from .dist import is_main, world_size
+from .outputs import (
+    BASE_ADAPTER_DIR,
+    FINGERPRINT,
+    checkpoint_step,
+    copy_adapter,
+    fingerprint,
+    fingerprint_differences,
+    truncate_metrics,
+    utc,
+    versions,
+    write_run_json,
+)
+from .plan import Prepared
+
+
+def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, p: Prepared) -> int:
+    """Load the weights, train with trl, and write the outputs. Returns the exit code."""
+    import torch
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM
+
+    ds, tokenizer, model_config, source = p.ds, p.tokenizer, p.model_config, p.source
+    target_modules, fan_in_fan_out, device, precision = (
+        p.target_modules,
+        p.fan_in_fan_out,
+        p.device,
+        p.precision,
+    )
+    resume_from, plan = p.resume_from, p.plan
+    output_dir = Path(cfg.output_dir)
+    t = cfg.training
+    started = time.time()
+    config_text = model_config.to_json_string()
+    fp = fingerprint(cfg, kind, config_text, target_modules)
+    resumed_step = None
+    if resume_from is not None:
+        old_fp_path = resume_from / FINGERPRINT
+        if old_fp_path.is_file():
+            diffs = fingerprint_differences(json.loads(old_fp_path.read_text()), fp)
+            if diffs:
+                raise ConfigError(
+                    f"{source}: cannot resume from {resume_from}: "
+                    + "; ".join(diffs)
+                    + "; use another output_dir or resume: never with --overwrite"
+                )
+        resumed_step = checkpoint_step(resume_from)
+        console.info(f"resuming from {resume_from} (step {resumed_step})")
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    load_kwargs: dict[str, Any] = {"dtype": dtype}
+    if cfg.quantization != "none":
+        from transformers import BitsAndBytesConfig  # imports bitsandbytes only here
+
+        load_kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=cfg.quantization == "4bit",
+            load_in_8bit=cfg.quantization == "8bit",
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=True,
+        )
+        load_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, **load_kwargs)
+    if cfg.quantization != "none":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=t.gradient_checkpointing
+        )
+
+    adapter = getattr(cfg, "adapter", None)
+    if kind is TrainKind.ALIGN and adapter:
+        # The merge route: SFT weights become the base, so the DPO reference is the SFT model.
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        if hasattr(model, "peft_config"):
+            del model.peft_config  # merged: a plain model again
+        console.info(f"merged the SFT adapter {adapter} into the base; it is the DPO reference")
+
+    console.info(
+        f"LoRA target modules ({'auto' if cfg.lora.target_modules == 'auto' else 'configured'}): {target_modules}"
+    )
+    peft_config = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=target_modules,
+        fan_in_fan_out=fan_in_fan_out,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+    common = dict(
+        output_dir=str(output_dir),
+        max_steps=t.max_steps,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        seed=t.seed,
+        data_seed=t.seed,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        warmup_steps=t.warmup_steps,
+        lr_scheduler_type=t.lr_scheduler,
+        max_length=t.max_length,
+        report_to=[],
+        disable_tqdm=True,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device == "cpu",
+        gradient_checkpointing=t.gradient_checkpointing,
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        remove_unused_columns=True,
+    )
+
+    interrupt = Interrupt()
+    state = TrainState(output_dir=output_dir, fingerprint=fp, adapter=adapter)
+    if is_main():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if resumed_step is not None:
+            truncate_metrics(state.metrics_path, resumed_step)
+        elif state.metrics_path.exists():
+            state.metrics_path.unlink()
+
+    # trl wraps the model with peft before Trainer seeds anything: seed first, so the LoRA
+    # initialisation (and with it the whole run) is reproducible.
+    from transformers import set_seed
+
+    set_seed(t.seed)
+    if kind is TrainKind.ALIGN:
+        from trl import DPOConfig, DPOTrainer
+
+        trainer_cls, args, extra = (
+            DPOTrainer,
+            DPOConfig(**common, beta=cfg.beta),
+            {"ref_model": None},
+        )
+    else:
+        from trl import SFTConfig, SFTTrainer
+
+        trainer_cls, args, extra = (
+            SFTTrainer,
+            SFTConfig(**common, dataset_text_field="text", packing=False),
+            {},
+        )
+    trainer = cpu_resume_fix(trainer_cls)(
+        model=model,
+        args=args,
+        train_dataset=ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[make_callback(state, interrupt, console)],
+        **extra,
+    )
+
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our callback prints progress
+    count_tokens(trainer, state)
+    report_rank_batches(trainer)
+
+    interrupt.install()
+    try:
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except KeyboardInterrupt:
+        raise
+    except torch.OutOfMemoryError as exc:
+        raise RuntimeFailure(
+            f"out of memory: {str(exc).splitlines()[0]}; lower training.batch_size or max_length"
+        ) from exc
+
+    final_step = trainer.state.global_step
+
+    def write_run(status: str, train_loss: float | None = None) -> None:
+        """run.json (design §6): the resolved config, versions, times, losses, resume point."""
+        write_run_json(
+            output_dir,
+            {
+                "kind": str(kind),
+                "method": kind.method,
+                "status": status,
+                "config": cfg.model_dump(mode="json"),
+                "versions": versions(),
+                "start_time": utc(started),
+                "end_time": utc(time.time()),
+                "seconds": round(time.time() - started, 2),
+                "final_step": final_step,
+                "final_loss": state.last_loss,
+                "first_loss": state.first_loss,
+                "train_loss": train_loss,
+                "resumed_from_step": resumed_step,
+                "world_size": world_size(),
+                "device": device,
+                "precision": precision,
+                "target_modules": target_modules,
+                "trainable_lora_parameters": plan["trainable_lora_parameters"],
+                "base_model": cfg.model,
+                "base_adapter": BASE_ADAPTER_DIR if adapter else None,
+                "fingerprint": fp,
+            },
+        )
+
+    if interrupt.requested:
+        console.info(
+            f"interrupted at step {final_step}; checkpoint saved in {output_dir}/checkpoint-{final_step}. "
+            "Run the same command again to resume."
+        )
+        write_run("interrupted")
+        return 130
+
+    trainer.save_model(str(output_dir))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(output_dir))
+        if adapter:
+            copy_adapter(Path(adapter), output_dir / BASE_ADAPTER_DIR)
+        atomic_write_text(output_dir / FINGERPRINT, json.dumps(fp, indent=2) + "\n")
+        write_run("completed", train_loss=getattr(result, "training_loss", None))
+        console.event(
+            "summary",
+            status="completed",
+            steps=final_step,
+            final_loss=state.last_loss,
+            output_dir=str(output_dir),
+        )
+        console.info(
+            f"done: {final_step} steps, final loss {state.last_loss}, adapter in {output_dir}"
+        )
+    return 0

@@ -1,0 +1,149 @@
+"""What a run leaves in output_dir, and reading it back: checkpoints (complete ones only), the
+fingerprint that makes resume refuse another base model or LoRA shape, metrics.jsonl (each step
+once across resumes), run.json, and the SFT adapter an align output carries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import TrainConfigBase
+from ..errors import ConfigError
+from ..io import atomic_write_text
+from .dist import is_main
+
+FINGERPRINT = "lexalign-fingerprint.json"
+BASE_ADAPTER_DIR = "base_adapter"
+
+
+def checkpoint_step(path: Path) -> int | None:
+    m = re.fullmatch(r"checkpoint-(\d+)", path.name)
+    return int(m.group(1)) if m else None
+
+
+def complete_checkpoints(output_dir: Path) -> list[Path]:
+    """Checkpoint folders that finished saving (trainer state and adapter present), oldest first."""
+    if not output_dir.is_dir():
+        return []
+    found = []
+    for p in output_dir.iterdir():
+        step = checkpoint_step(p)
+        if step is None or not p.is_dir():
+            continue
+        has_adapter = (p / "adapter_model.safetensors").is_file() or (
+            p / "adapter_model.bin"
+        ).is_file()
+        if (p / "trainer_state.json").is_file() and has_adapter and (p / "scheduler.pt").is_file():
+            found.append((step, p))
+    return [p for _, p in sorted(found)]
+
+
+def fingerprint(
+    cfg: TrainConfigBase, kind: str, model_config_text: str, target_modules: Any
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "model": cfg.model,
+        "model_config_sha256": hashlib.sha256(model_config_text.encode()).hexdigest(),
+        "lora": {"r": cfg.lora.r, "alpha": cfg.lora.alpha, "target_modules": target_modules},
+        "adapter": getattr(cfg, "adapter", None),
+    }
+
+
+def fingerprint_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    if old.get("model_config_sha256") != new.get("model_config_sha256"):
+        out.append(f"base model differs ({old.get('model')} vs {new.get('model')})")
+    for key in ("r", "alpha", "target_modules"):
+        a, b = old.get("lora", {}).get(key), new.get("lora", {}).get(key)
+        if a != b:
+            out.append(f"lora.{key} differs ({a} vs {b})")
+    if old.get("kind") != new.get("kind"):
+        out.append(f"it is a {old.get('kind')} checkpoint, this is {new.get('kind')}")
+    if old.get("adapter") != new.get("adapter"):
+        out.append(f"adapter differs ({old.get('adapter')} vs {new.get('adapter')})")
+    return out
+
+
+def truncate_metrics(path: Path, upto_step: int) -> None:
+    """Keep only the metrics up to `upto_step` (a resumed run logs the later steps again)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= upto_step:
+                kept.append(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+    atomic_write_text(path, "".join(k + "\n" for k in kept))
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0]}
+    for dist in ("lexalign", "torch", "transformers", "trl", "peft", "accelerate", "datasets"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def resolve_resume(
+    cfg: TrainConfigBase, output_dir: Path, overwrite: bool, source: str
+) -> Path | None:
+    mode = cfg.resume
+    if mode == "never":
+        if output_dir.exists() and any(output_dir.iterdir()):
+            if not overwrite:
+                raise ConfigError(
+                    f"{source}: resume: never, but output_dir {output_dir} is not empty; pass --overwrite to start over, "
+                    "or set resume: auto to continue"
+                )
+            if is_main():
+                shutil.rmtree(output_dir)
+        return None
+    if mode == "auto":
+        found = complete_checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(mode)
+    if not path.is_dir() or checkpoint_step(path) is None:
+        raise ConfigError(
+            f"{source}: resume: {mode} is not a checkpoint-N folder; use auto, never, or a checkpoint path"
+        )
+    if path not in complete_checkpoints(path.parent):
+        raise ConfigError(
+            f"{source}: resume: {mode} is incomplete (no trainer state or adapter); pick another checkpoint"
+        )
+    return path
+
+
+def copy_adapter(src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
+
+
+def write_run_json(output_dir: Path, record: dict[str, Any]) -> None:
+    """run.json (design §6), rank 0 only."""
+    if is_main():
+        atomic_write_text(output_dir / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+
+
+def utc(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def append_metrics(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()

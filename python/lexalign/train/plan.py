@@ -1,0 +1,244 @@
+"""Planning a run before any weights load: LoRA targets per architecture, the trainable
+parameter count (on the meta device), the device and precision, the dataset's token lengths,
+and the plan table `--dry-run` prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import AlignConfig, FinetuneConfig
+from ..console import Console
+from ..errors import ConfigError
+from ..kinds import TrainKind
+from .dist import is_main, world_size
+from .outputs import resolve_resume
+
+LORA_TARGETS = {
+    "gpt2": ["c_attn", "c_proj"],
+    "gpt_neox": ["query_key_value", "dense"],
+    "gptj": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "opt": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "bloom": ["query_key_value", "dense"],
+    "falcon": ["query_key_value", "dense"],
+    "phi": ["q_proj", "k_proj", "v_proj", "dense"],
+}
+LLAMA_STYLE = ["q_proj", "k_proj", "v_proj", "o_proj"]
+FAN_IN_FAN_OUT = {"gpt2"}  # Conv1D layers store weights transposed
+
+
+def choose_target_modules(
+    model_type: str, requested: Any, module_names: list[str] | None = None
+) -> tuple[Any, bool]:
+    """(target_modules, fan_in_fan_out) for a model type; `requested` is "auto", "all-linear"
+    or a list. With a list, names that match no module are a config error (when known)."""
+    fan = model_type in FAN_IN_FAN_OUT
+    if requested == "all-linear":
+        return "all-linear", fan
+    if isinstance(requested, list):
+        if module_names is not None:
+            leaves = {n.split(".")[-1] for n in module_names}
+            missing = [m for m in requested if m not in leaves]
+            if missing:
+                sample = ", ".join(sorted(leaves)[:12])
+                raise ConfigError(
+                    f"lora.target_modules: {missing} match no module of this {model_type} model; some of its modules: {sample}"
+                )
+        return list(requested), fan
+    if model_type in LORA_TARGETS:
+        return list(LORA_TARGETS[model_type]), fan
+    if module_names is None or any(n.endswith("q_proj") for n in module_names):
+        return list(LLAMA_STYLE), fan
+    return "all-linear", fan
+
+
+def lora_parameter_count(model, target_modules: Any, r: int) -> int:
+    """Trainable LoRA parameters for `model` (on the meta device is fine): r * (in + out) per
+    targeted linear/Conv1D layer."""
+    total = 0
+    for name, module in model.named_modules():
+        leaf = name.split(".")[-1]
+        weight = getattr(module, "weight", None)
+        if weight is None or weight.dim() != 2:
+            continue
+        if target_modules == "all-linear":
+            if leaf in ("lm_head", "wte", "wpe", "embed_tokens") or type(module).__name__ not in (
+                "Linear",
+                "Conv1D",
+            ):
+                continue
+        elif leaf not in target_modules:
+            continue
+        total += r * (weight.shape[0] + weight.shape[1])
+    return total
+
+
+def device() -> tuple[str, str]:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "cpu", "fp32"
+
+
+@dataclass
+class Prepared:
+    """What `run` worked out before training: the data, tokenizer, LoRA targets, device, plan."""
+
+    ds: Any
+    tokenizer: Any
+    model_config: Any
+    target_modules: Any
+    fan_in_fan_out: bool
+    device: str
+    precision: str
+    resume_from: Path | None
+    plan: dict[str, Any]
+    source: str
+
+
+def prepare(
+    kind: TrainKind,
+    cfg: FinetuneConfig | AlignConfig,
+    console: Console,
+    *,
+    config_path: str,
+    dry_run: bool,
+    overwrite: bool,
+) -> Prepared | None:
+    """Check the config cheaply, load tokenizer and data, print the plan. None for a dry run."""
+    source = config_path
+    if not is_main():
+        console = Console("quiet")
+    output_dir = Path(cfg.output_dir)
+
+    # Cheap checks first (no torch yet).
+    model_path = Path(cfg.model)
+    if (cfg.model.startswith((".", "/")) or model_path.exists()) and not (
+        model_path / "config.json"
+    ).is_file():
+        raise ConfigError(
+            f"{source}: model: {cfg.model} has no config.json; give a model folder (e.g. a download output) or a Hub repo id"
+        )
+    adapter = getattr(cfg, "adapter", None)
+    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+        raise ConfigError(
+            f"{source}: adapter: {adapter} has no adapter_config.json; point it at a finetune output_dir"
+        )
+
+    device_name, precision = device()
+    if cfg.quantization != "none" and device_name != "cuda":
+        raise ConfigError(
+            f"{source}: quantization: {cfg.quantization} needs a CUDA GPU (bitsandbytes QLoRA); this machine has none. "
+            "Set quantization: none to train in fp32 on CPU"
+        )
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    from .. import data
+
+    try:
+        model_config = AutoConfig.from_pretrained(cfg.model)
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: model: cannot load {cfg.model}: {str(exc).splitlines()[0]}"
+        ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    ds = (
+        data.preference_dataset(cfg.dataset, source)
+        if kind is TrainKind.ALIGN
+        else data.sft_dataset(cfg.dataset, source)
+    )
+    if ds and "messages" in ds.column_names and not tokenizer.chat_template:
+        raise ConfigError(
+            f"{source}: dataset.messages_field: the tokenizer of {cfg.model} has no chat template; use text_field or prompt_field + completion_field"
+        )
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        meta_model = AutoModelForCausalLM.from_config(model_config)
+    names = [n for n, _ in meta_model.named_modules()]
+    target_modules, fan_in_fan_out = choose_target_modules(
+        model_config.model_type, cfg.lora.target_modules, names
+    )
+    n_params = sum(p.numel() for p in meta_model.parameters())
+    n_lora = lora_parameter_count(meta_model, target_modules, cfg.lora.r)
+    del meta_model
+
+    world = world_size()
+    t = cfg.training
+    effective_batch = t.batch_size * t.gradient_accumulation_steps * world
+    lengths = data.token_lengths(ds, tokenizer, kind.method)
+    truncated = sum(1 for n in lengths if n > t.max_length)
+    resume_from = None if dry_run else resolve_resume(cfg, output_dir, overwrite, source)
+    plan = {
+        "kind": str(kind),
+        "model": cfg.model,
+        "model_type": model_config.model_type,
+        "parameters": n_params,
+        "trainable_lora_parameters": n_lora,
+        "target_modules": target_modules,
+        "rows": len(ds),
+        "truncated_rows": truncated,
+        "max_tokens": max(lengths),
+        "mean_tokens": round(sum(lengths) / len(lengths), 1),
+        "max_steps": t.max_steps,
+        "effective_batch_size": effective_batch,
+        "epochs": round(t.max_steps * effective_batch / len(ds), 2),
+        "device": device_name,
+        "precision": precision,
+        "world_size": world,
+        "output_dir": str(output_dir),
+        "checkpoints": str(output_dir / "checkpoint-<step>"),
+        "metrics": str(output_dir / "metrics.jsonl"),
+    }
+    console.event("plan", **plan)
+    if console.human:
+        console.table(
+            f"{kind} plan" + (" (dry run: nothing written)" if dry_run else ""),
+            ["", ""],
+            [
+                ["model", f"{cfg.model} ({model_config.model_type}, {n_params:,} parameters)"],
+                [
+                    "LoRA",
+                    f"r={cfg.lora.r} alpha={cfg.lora.alpha:g} dropout={cfg.lora.dropout:g} on {target_modules} "
+                    f"→ {n_lora:,} trainable ({100 * n_lora / max(n_params, 1):.2f}%)",
+                ],
+                [
+                    "dataset",
+                    f"{len(ds)} rows ({ds.column_names}); {truncated} longer than max_length={t.max_length}",
+                ],
+                ["tokens", f"max {max(lengths)}, mean {sum(lengths) / len(lengths):.1f}"],
+                [
+                    "steps",
+                    f"{t.max_steps} × effective batch {effective_batch} "
+                    f"({t.batch_size}×{t.gradient_accumulation_steps}×{world} ranks) ≈ {plan['epochs']} epochs",
+                ],
+                ["device", f"{device_name} ({precision})"],
+                [
+                    "outputs",
+                    f"{output_dir}/ (adapter, tokenizer, checkpoint-*, metrics.jsonl, run.json)",
+                ],
+            ],
+        )
+    if dry_run:
+        return None
+
+    return Prepared(
+        ds,
+        tokenizer,
+        model_config,
+        target_modules,
+        fan_in_fan_out,
+        device_name,
+        precision,
+        resume_from,
+        plan,
+        source,
+    )

@@ -1,0 +1,236 @@
+//! The build rows of the bench: a cold build against its floor (uv syncing the same lock on the
+//! host), rebuilds after a `.py` edit and with nothing changed, and rebuilds after a lock change.
+
+use super::measure::Bench;
+use super::report::{Row, Target};
+use crate::engine::cmd;
+use crate::error::Result;
+use crate::exec::Proc;
+use crate::lockfile::{Lock, Locked};
+use crate::policy;
+use crate::tasks::pins;
+use crate::util::now_rfc3339;
+use std::path::PathBuf;
+
+/// uv for the cold-build floor: installed from PyPI into target/bench (never on the host).
+fn floor_uv(b: &Bench) -> Result<PathBuf, String> {
+    let venv = b.ctx.root.join("target/bench/uv-tool");
+    let uv = venv.join("bin/uv");
+    if uv.is_file() {
+        return Ok(uv);
+    }
+    let sh = &b.ctx.sh;
+    let made = b
+        .ctx
+        .capture(Proc::change(
+            sh.cmd("python3").args(["-m", "venv"]).arg(&venv),
+        ))
+        .map_err(|e| e.to_string())?;
+    if !made.ok() {
+        return Err("not measured: python3 with venv is needed for the floor (apt-get install python3-venv)".into());
+    }
+    let pip = b
+        .ctx
+        .capture(Proc::change(sh.cmd(venv.join("bin/pip")).args([
+            "install",
+            "-q",
+            &format!("uv=={}", policy::UV_VERSION),
+        ])))
+        .map_err(|e| e.to_string())?;
+    if !pip.ok() {
+        return Err(format!(
+            "not measured: cannot install uv from PyPI into target/bench ({}); check the network or PIP_CERT",
+            pip.first_error_line()
+        ));
+    }
+    Ok(uv)
+}
+
+pub fn cold_build(b: &Bench, quick: bool) -> Result<Vec<Row>> {
+    let mut row = Row::new("cold-build", "cold image build", "s");
+    row.target = Some(Target::RatioAtMost(1.3));
+    row.peer_name = "uv pip sync on the host";
+    if quick {
+        return Ok(vec![row.unavailable("not measured: skipped with --quick")]);
+    }
+    let uv = match floor_uv(b) {
+        Ok(uv) => uv,
+        Err(why) => return Ok(vec![row.unavailable(why)]),
+    };
+    let sh = &b.ctx.sh;
+    let cold_runs = b.runs.min(2);
+    for i in 0..cold_runs {
+        b.ctx.info(format!(
+            "bench: cold build {}/{cold_runs} (build cache and cache mounts emptied)",
+            i + 1
+        ));
+        b.time_ok(
+            cmd::builder_prune(&b.engine, sh, true, None),
+            "docker builder prune",
+        )?;
+        let (t, _) = b.time_ok(
+            b.xtask(&[
+                "--image",
+                "lexalign-bench:cold",
+                "-q",
+                "image",
+                "--no-cache",
+            ]),
+            "cold image build",
+        )?;
+        row.samples.push(t);
+        let venv = b.ctx.root.join("target/bench/floor-venv");
+        let cache = b.ctx.root.join("target/bench/floor-uv-cache");
+        let _ = std::fs::remove_dir_all(&venv);
+        let _ = std::fs::remove_dir_all(&cache);
+        let (t1, _) = b.time_ok(
+            Proc::change(
+                sh.cmd(&uv)
+                    .args(["venv", "-q", "--python", "3.11"])
+                    .arg(&venv),
+            )
+            .env("UV_CACHE_DIR", &cache),
+            "uv venv",
+        )?;
+        let (t2, _) = b.time_ok(
+            Proc::change(
+                sh.cmd(&uv)
+                    .args([
+                        "pip",
+                        "sync",
+                        "-q",
+                        "--require-hashes",
+                        "--compile-bytecode",
+                        "--python",
+                    ])
+                    .arg(venv.join("bin/python"))
+                    .arg(b.ctx.path(policy::LOCKFILE)),
+            )
+            .env("UV_CACHE_DIR", &cache)
+            .env("UV_LINK_MODE", "copy"),
+            "uv pip sync (floor)",
+        )?;
+        row.peer.push(t1 + t2);
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+    let _ = b
+        .ctx
+        .capture(cmd::rmi(&b.engine, sh, "lexalign-bench:cold"));
+    row.note = "cold = `docker builder prune -af` then `image --no-cache`; includes apt, uv download+install, bytecode compile and layer export; the floor is uv (installed into target/bench) syncing the same lock into a host venv".into();
+    Ok(vec![row])
+}
+
+/// Rebuild after a `.py` edit, and a no-op rebuild, on a scratch copy of the tree.
+pub fn rebuilds(b: &Bench) -> Result<Vec<Row>> {
+    b.prepare_tree()?;
+    b.time_ok(b.tree_image("lexalign-bench:tree"), "tree image build")?;
+    let mut rows = Vec::new();
+    if b.wanted("warm-rebuild") {
+        let mut row = Row::new("warm-rebuild", "rebuild after a .py edit", "s");
+        row.target = Some(Target::AtMost(10.0));
+        row.chart = true;
+        let file = b.tree.join("python/lexalign/__init__.py");
+        let mut cached = 0;
+        for i in 0..b.runs {
+            let mut text = std::fs::read_to_string(&file)?;
+            text.push_str(&format!("# bench edit {i}\n"));
+            std::fs::write(&file, text)?;
+            let (t, o) = b.time_ok(b.tree_image("lexalign-bench:tree"), "warm rebuild")?;
+            if o.stdout.contains("deps:    cached") {
+                cached += 1;
+            }
+            row.samples.push(t);
+        }
+        row.note = format!(
+            "dependency stages reported cached in {cached}/{} runs",
+            b.runs
+        );
+        rows.push(row);
+    }
+    if b.wanted("noop-rebuild") {
+        let mut row = Row::new("noop-rebuild", "no-op rebuild", "s");
+        row.target = Some(Target::AtMost(3.0));
+        row.chart = true;
+        for _ in 0..b.runs {
+            let (t, _) = b.time_ok(b.tree_image("lexalign-bench:tree"), "no-op rebuild")?;
+            row.samples.push(t);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Rebuild after a one-package lock change, with the uv cache mount warm and emptied.
+pub fn lock_change(b: &Bench) -> Result<Vec<Row>> {
+    b.prepare_tree()?;
+    let mut warm = Row::new(
+        "lock-change",
+        "rebuild after a lock change (uv cache warm)",
+        "s",
+    );
+    warm.target = Some(Target::AtMost(30.0));
+    warm.chart = true;
+    let mut cold = Row::new(
+        "lock-change-nocache",
+        "rebuild after a lock change (uv cache emptied)",
+        "s",
+    );
+    cold.chart = true;
+    let lock = b.tree.join(policy::LOCKFILE);
+    let py = b.tree.join(policy::PYPROJECT);
+    let lock_a = std::fs::read_to_string(&lock)?;
+    let py_a = std::fs::read_to_string(&py)?;
+    let alt = if py_a.contains("\"rich==13.9.4\"") {
+        "14.0.0"
+    } else {
+        "13.9.4"
+    };
+    // Move the `rich` pin with the pins module itself (a one-package lock), then re-lock.
+    let one = Lock {
+        packages: vec![Locked {
+            name: "rich".into(),
+            version: alt.into(),
+            marker: None,
+        }],
+    };
+    let py_b = pins::sync(&py_a, &py, &one, false)?.text;
+    std::fs::write(&py, &py_b)?;
+    let (_, o) = b.time(b.xtask(&["-q", "lock"]).env("LEXALIGN_ROOT", &b.tree))?;
+    if !o.ok() {
+        let why = format!(
+            "not measured: could not make a second lock ({}); PyPI must be reachable",
+            o.first_error_line()
+        );
+        return Ok(vec![warm.unavailable(why.clone()), cold.unavailable(why)]);
+    }
+    let lock_b = std::fs::read_to_string(&lock)?;
+    b.time_ok(b.tree_image("lexalign-bench:tree"), "tree image build")?;
+    let mut flip = false;
+    let mut n = 0;
+    for (row, empty_cache) in [(&mut warm, false), (&mut cold, true)] {
+        for _ in 0..b.runs {
+            flip = !flip;
+            n += 1;
+            // A comment unique to this run: the build cache must not already hold it.
+            let text = format!(
+                "{}# bench run {n} at {}\n",
+                if flip { &lock_b } else { &lock_a },
+                now_rfc3339()
+            );
+            std::fs::write(&lock, text)?;
+            if empty_cache {
+                b.time_ok(
+                    cmd::builder_prune(&b.engine, &b.ctx.sh, false, Some("type=exec.cachemount")),
+                    "emptying the cache mounts",
+                )?;
+            }
+            let (t, _) = b.time_ok(b.tree_image("lexalign-bench:tree"), "lock-change rebuild")?;
+            row.samples.push(t);
+        }
+    }
+    warm.note = format!("rich {alt} ⇄ current, each lock new to the build cache; the deps-heavy stage stays cached, the deps stage is reinstalled from the uv cache");
+    cold.peer_name = "uv cache warm";
+    cold.peer = warm.samples.clone();
+    cold.note = "the same with the uv cache mount emptied first: what the cache mount saves".into();
+    Ok(vec![warm, cold])
+}

@@ -1,0 +1,260 @@
+//! `cargo xtask image`: build docker/Dockerfile into the dev image, and say which base it used,
+//! whether the dependency stages came from the cache, and the image's id, size and build time.
+
+pub mod base;
+
+use crate::cli::ImageArgs;
+use crate::ctx::Ctx;
+use crate::engine::cmd::{self, BuildSpec};
+use crate::engine::{validate_image_ref, BuildKit, Engine, Kind};
+use crate::error::{exit, fail, usage, Result};
+use crate::git;
+use crate::policy;
+use crate::util::{human_bytes, now_rfc3339, secs, sha256_hex};
+use std::path::Path;
+use std::time::Instant;
+
+/// The BuildKit mode of the engine, or the one-line error naming both fixes. A dry run without a
+/// client assumes what a BuildKit client would do.
+pub fn buildkit(ctx: &Ctx, engine: &Engine) -> Result<BuildKit> {
+    if engine.kind == Kind::Podman {
+        return Ok(BuildKit::Podman);
+    }
+    let version = ctx.capture(cmd::client_version(engine, &ctx.sh))?;
+    let version = match version.answer() {
+        Some(v) => v,
+        None if ctx.dry_run() => return Ok(BuildKit::LegacyEnv),
+        None => {
+            return Err(fail(format!(
+                "`{} version` failed: {}",
+                engine.program.display(),
+                version.first_error_line()
+            )))
+        }
+    };
+    let has_buildx = ctx
+        .capture(cmd::buildx_version(engine, &ctx.sh))
+        .map(|c| c.ok())
+        .unwrap_or(false);
+    match crate::engine::buildkit_mode(engine.kind, &version, has_buildx, &engine.program) {
+        Ok(m) => Ok(m),
+        Err(msg) if ctx.dry_run() => {
+            println!("# would fail: {msg}");
+            Ok(BuildKit::LegacyEnv)
+        }
+        Err(msg) => Err(fail(msg)),
+    }
+}
+
+/// The labels every dev image carries.
+pub fn labels(ctx: &Ctx, lock: &[u8]) -> Vec<(String, String)> {
+    let q = |args: &[&str]| git::answer(&ctx.exec, &ctx.sh, &ctx.root, args);
+    let mut revision = git::head(&ctx.exec, &ctx.sh, &ctx.root).unwrap_or_else(|| "unknown".into());
+    if git::dirty(&ctx.exec, &ctx.sh, &ctx.root) {
+        revision.push_str("-dirty");
+    }
+    // The source's date, not the wall clock: the same commit gives the same image config.
+    let created = q(&["log", "-1", "--format=%cI"]).unwrap_or_else(now_rfc3339);
+    let source = q(&["config", "--get", "remote.origin.url"])
+        .filter(|u| u.starts_with("https://"))
+        .unwrap_or_else(|| "https://github.com/lexalign/lexalign".into());
+    let version = project_version(&ctx.path(policy::PYPROJECT)).unwrap_or("0.0.0".into());
+    vec![
+        (policy::OCI_TITLE.into(), policy::IMAGE_TITLE.into()),
+        ("org.opencontainers.image.source".into(), source),
+        ("org.opencontainers.image.revision".into(), revision),
+        ("org.opencontainers.image.created".into(), created),
+        ("org.opencontainers.image.version".into(), version),
+        (policy::LOCK_LABEL.into(), sha256_hex(lock)),
+        (policy::PROJECT_LABEL.into(), ctx.project.clone()),
+    ]
+}
+
+fn project_version(pyproject: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(pyproject).ok()?;
+    let v: toml::Table = text.parse().ok()?;
+    Some(v.get("project")?.get("version")?.as_str()?.to_string())
+}
+
+/// For each dependency stage found in a BuildKit plain log: (stage, every step cached?). Steps
+/// are recognised by their stage name (`#9 [deps-heavy 2/2] RUN …`), not by the RUN text.
+pub fn deps_stages(log: &str) -> Vec<(&'static str, bool)> {
+    let mut out = Vec::new();
+    for stage in policy::DEPS_STAGES {
+        let prefix = format!("[{stage} ");
+        let ids: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.strip_prefix('#')?.split_once(' '))
+            .filter(|(_, desc)| desc.starts_with(&prefix))
+            .map(|(id, _)| id)
+            .collect();
+        if !ids.is_empty() {
+            let cached = ids.iter().all(|id| {
+                let done = format!("#{id} CACHED");
+                log.lines().any(|l| l.trim_end() == done)
+            });
+            out.push((stage, cached));
+        }
+    }
+    out
+}
+
+/// "cached" when every dependency stage was, else which were rebuilt (pure).
+pub fn deps_summary(log: &str) -> String {
+    let stages = deps_stages(log);
+    if stages.is_empty() {
+        return "unknown".into();
+    }
+    if stages.iter().all(|(_, c)| *c) {
+        return "cached".into();
+    }
+    let parts: Vec<String> = stages
+        .iter()
+        .map(|(n, c)| format!("{n} {}", if *c { "cached" } else { "rebuilt" }))
+        .collect();
+    format!("rebuilt ({})", parts.join(", "))
+}
+
+/// Required inputs of a build (exit 2 with the path when missing): the lock's bytes.
+pub fn check_inputs(root: &Path) -> Result<Vec<u8>> {
+    let dockerfile = root.join(policy::DOCKERFILE);
+    if !dockerfile.is_file() {
+        return Err(usage(format!(
+            "{} not found; run from a LexAlign checkout (or set LEXALIGN_ROOT)",
+            dockerfile.display()
+        )));
+    }
+    let lock_path = root.join(policy::LOCKFILE);
+    std::fs::read(&lock_path).map_err(|e| {
+        usage(format!(
+            "{}: {e}; generate it with `cargo xtask lock`",
+            lock_path.display()
+        ))
+    })
+}
+
+pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
+    let started = Instant::now();
+    let tag = args.tag.clone().unwrap_or_else(|| ctx.image().to_string());
+    validate_image_ref(&tag).map_err(|e| usage(format!("--tag {tag:?}: {e}")))?;
+    if args.base_image != "auto" {
+        validate_image_ref(&args.base_image)
+            .map_err(|e| usage(format!("--base-image {:?}: {e}", args.base_image)))?;
+    }
+    let lock = check_inputs(&ctx.root)?;
+    let ca_bundle = policy::resolve_ca_bundle(args.ca_bundle.as_deref())?;
+    let engine = ctx.engine()?;
+    let mode = buildkit(ctx, engine)?;
+    ctx.engine_ready()?;
+    let base = base::resolve_base(ctx, &args.base_image)?;
+    if let Some(ca) = &ca_bundle {
+        ctx.info(format!(
+            "CA bundle: {} (as a build secret, not stored in the image)",
+            ca.display()
+        ));
+    }
+    let spec = BuildSpec {
+        dockerfile: Some(ctx.path(policy::DOCKERFILE)),
+        context: ctx.root.clone(),
+        tag: tag.clone(),
+        build_args: vec![("BASE_IMAGE".into(), base.clone())],
+        labels: labels(ctx, &lock),
+        secrets: ca_bundle
+            .iter()
+            .map(|p| (policy::CA_SECRET_ID.to_string(), p.clone()))
+            .collect(),
+        no_cache: args.no_cache,
+        platform: args.platform.clone(),
+    };
+    let previous = ctx.image_id(&tag);
+    let quiet = ctx.g.quiet;
+    let (code, log) = ctx
+        .exec
+        .lines(cmd::build(engine, &ctx.sh, mode, &spec), move |l| {
+            if !quiet {
+                eprintln!("{l}");
+            }
+        })?;
+    if ctx.dry_run() {
+        return Ok(());
+    }
+    if code != 0 {
+        if quiet {
+            let lines: Vec<&str> = log.lines().collect();
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("{l}");
+            }
+        }
+        return Err(exit(
+            code,
+            format!(
+                "image build failed (exit {code}); see the engine output above. Any previous image tagged {tag} is unchanged"
+            ),
+        ));
+    }
+    let inspect = ctx
+        .capture(cmd::image_inspect(
+            engine,
+            &ctx.sh,
+            "{{.Id}} {{.Size}}",
+            &tag,
+        ))?
+        .stdout;
+    let mut parts = inspect.split_whitespace();
+    let id = parts.next().unwrap_or("?").to_string();
+    let size: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    // The image this build replaced is untagged now: remove it rather than leak gigabytes per
+    // rebuild (`rmi` without -f: kept when a container or another tag still uses it).
+    if let Some(old) = previous.filter(|old| *old != id) {
+        let tags = ctx.capture(cmd::image_inspect(
+            engine,
+            &ctx.sh,
+            "{{len .RepoTags}}",
+            &old,
+        ))?;
+        if tags.answer().as_deref() == Some("0")
+            && ctx.capture(cmd::rmi(engine, &ctx.sh, &old))?.ok()
+            && ctx.g.verbose
+        {
+            eprintln!("removed the previous image {old}");
+        }
+    }
+    // The HF cache volume, labelled so `clean` finds it.
+    let _ = ctx.capture(cmd::volume_create(
+        engine,
+        &ctx.sh,
+        &ctx.hf_volume(),
+        &ctx.project_label(),
+    ));
+    println!("image:   {tag}");
+    println!("id:      {id}");
+    println!("size:    {} ({size} bytes)", human_bytes(size));
+    println!("base:    {base}");
+    println!("deps:    {}", deps_summary(&log));
+    println!("seconds: {:.1}", started.elapsed().as_secs_f64());
+    ctx.info(format!("built {tag} in {}", secs(started.elapsed())));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_dependency_stages_are_detected_by_stage_name() {
+        let log = "#7 [deps-heavy 1/2] COPY --from=lock-split /a /a\n#7 CACHED\n\
+                   #8 [deps-heavy 2/2] RUN set -eu; anything at all\n#8 CACHED\n\
+                   #9 [deps 1/2] COPY python/pylock.toml /opt/lexalign/pylock.toml\n#9 CACHED\n\
+                   #10 [deps 2/2] RUN whatever the text says\n#10 CACHED\n\
+                   #11 [dev 3/5] COPY python/ /app/\n#11 DONE 0.1s\n";
+        assert_eq!(deps_summary(log), "cached");
+        let rebuilt = log.replace("#10 CACHED", "#10 0.3 Resolved\n#10 DONE 3s");
+        assert_eq!(
+            deps_summary(&rebuilt),
+            "rebuilt (deps-heavy cached, deps rebuilt)"
+        );
+        assert_eq!(deps_summary("nothing"), "unknown");
+        // a stage merely named like a prefix does not count
+        assert_eq!(deps_summary("#3 [deps-other 1/1] RUN x\n"), "unknown");
+    }
+}

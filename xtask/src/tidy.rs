@@ -1,0 +1,288 @@
+//! Tidy checks (in the spirit of rust-analyzer's `tidy.rs`): the layout rules of this crate and
+//! the python package, and every fact docker/ shares with `policy`. They read files; they run
+//! as unit tests.
+
+use crate::policy;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            if !p.ends_with("__pycache__") {
+                files(&p, ext, out);
+            }
+        } else if p.extension().is_some_and(|x| x == ext) {
+            out.push(p);
+        }
+    }
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Code without `#[cfg(test)] mod tests { … }` (test code may start processes freely).
+fn product_part(text: &str) -> &str {
+    text.find("#[cfg(test)]\nmod tests")
+        .map_or(text, |i| &text[..i])
+}
+
+#[test]
+fn only_the_execution_layer_starts_processes() {
+    let mut rs = Vec::new();
+    files(&repo().join("xtask/src"), "rs", &mut rs);
+    let patterns = [
+        "Command::new",
+        ".spawn()",
+        ".output()",
+        ".status()",
+        "Command::from(",
+    ];
+    let mut found = Vec::new();
+    for f in rs {
+        let name = f.strip_prefix(repo()).unwrap().display().to_string();
+        if name == "xtask/src/exec.rs" || name == "xtask/src/tidy.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in product_part(&text).lines().enumerate() {
+            if patterns.iter().any(|p| line.contains(p)) && !line.trim_start().starts_with("//") {
+                found.push(format!("{name}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "processes start outside xtask/src/exec.rs:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn no_file_is_too_long() {
+    let mut all = Vec::new();
+    files(&repo().join("xtask/src"), "rs", &mut all);
+    files(&repo().join("python/lexalign"), "py", &mut all);
+    let mut problems = Vec::new();
+    for f in all {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let n = text.lines().count();
+        let name = f.strip_prefix(repo()).unwrap().display();
+        let head: String = text.lines().take(12).collect::<Vec<_>>().join("\n");
+        if n > 600 {
+            problems.push(format!("{name}: {n} lines (max 600): split it"));
+        } else if n > 400 && !head.contains("Over 400 lines") {
+            problems.push(format!(
+                "{name}: {n} lines: split it, or say why at its top (\"Over 400 lines …\")"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Top-level module of a file under xtask/src (`tasks/image/base.rs` → `tasks`).
+fn module_of(rel: &Path) -> String {
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
+    first.trim_end_matches(".rs").to_string()
+}
+
+#[test]
+fn module_dependencies_run_one_way() {
+    let src = repo().join("xtask/src");
+    let mut rs = Vec::new();
+    files(&src, "rs", &mut rs);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in rs {
+        let rel = f.strip_prefix(&src).unwrap().to_path_buf();
+        let from = module_of(&rel);
+        if from == "tidy" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        let deps = graph.entry(from.clone()).or_default();
+        for part in product_part(&text).split("crate::").skip(1) {
+            let target: String = part
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let targets: Vec<String> = if target.is_empty() {
+                // `use crate::{a, b::c}`
+                part.trim_start_matches('{')
+                    .split('}')
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|s| s.trim().split("::").next().unwrap_or("").to_string())
+                    .collect()
+            } else {
+                vec![target]
+            };
+            for t in targets.into_iter().filter(|t| !t.is_empty() && *t != from) {
+                deps.insert(t);
+            }
+        }
+    }
+    // Nothing below the tasks reaches into them.
+    for (m, deps) in &graph {
+        if m != "main" && m != "tasks" {
+            assert!(
+                !deps.contains("tasks"),
+                "{m} depends on tasks: dependencies must run main → tasks → the rest"
+            );
+        }
+        if m != "main" {
+            assert!(!deps.contains("main"), "{m} depends on main");
+        }
+    }
+    assert!(
+        graph["error"].iter().all(|d| d.is_empty()),
+        "error depends on nothing: {:?}",
+        graph["error"]
+    );
+    // No cycle (depth-first search).
+    fn visit(
+        m: &str,
+        g: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) {
+        if done.contains(m) {
+            return;
+        }
+        if let Some(i) = path.iter().position(|p| p == m) {
+            panic!("module cycle: {} → {m}", path[i..].join(" → "));
+        }
+        path.push(m.to_string());
+        for d in g.get(m).into_iter().flatten() {
+            visit(d, g, path, done);
+        }
+        path.pop();
+        done.insert(m.to_string());
+    }
+    let mut done = BTreeSet::new();
+    for m in graph.keys() {
+        visit(m, &graph, &mut Vec::new(), &mut done);
+    }
+}
+
+#[test]
+fn the_dockerfile_agrees_with_policy() {
+    let df = read(policy::DOCKERFILE);
+    let must = [
+        format!("ARG UV_VERSION={}", policy::UV_VERSION),
+        format!(
+            "ARG HEAVY_PACKAGES=\"{}\"",
+            policy::HEAVY_PACKAGES.join(" ")
+        ),
+        format!("ARG BASE_IMAGE={}", policy::SLIM_BASE),
+        format!("HF_HOME={}", policy::HF_HOME),
+        format!("--python {}", policy::VENV_PYTHON),
+        format!("COPY python/pylock.toml {}", policy::LOCK_IN_IMAGE),
+        format!("ENTRYPOINT [\"{}\"]", policy::ENTRYPOINT),
+        format!("USER {0}:{0}", policy::IMAGE_UID),
+        format!("WORKDIR {}", policy::APP_DIR),
+        format!("--mount=type=secret,id={}", policy::CA_SECRET_ID),
+        format!("org.opencontainers.image.title=\"{}\"", policy::IMAGE_TITLE),
+    ];
+    for m in &must {
+        assert!(
+            df.contains(m.as_str()),
+            "docker/Dockerfile lacks `{m}` (xtask/src/policy.rs)"
+        );
+    }
+    for stage in policy::DEPS_STAGES {
+        assert!(
+            df.lines()
+                .any(|l| l.starts_with("FROM ") && l.ends_with(&format!(" AS {stage}"))),
+            "docker/Dockerfile has no stage `{stage}`"
+        );
+    }
+    let ignore = read(".dockerignore");
+    for copied in df.lines().filter_map(|l| l.strip_prefix("COPY ")) {
+        for src in copied
+            .split_whitespace()
+            .filter(|w| w.starts_with("docker/") || w.starts_with("python/"))
+        {
+            let allowed = ignore.lines().any(|l| {
+                l == format!("!{src}")
+                    || src.starts_with(l.trim_start_matches('!')) && l.starts_with('!')
+            });
+            assert!(
+                allowed,
+                ".dockerignore keeps out {src}, which the Dockerfile copies"
+            );
+        }
+    }
+}
+
+#[test]
+fn compose_and_base_agree_with_policy() {
+    let compose = read(policy::COMPOSE_FILE);
+    for m in [
+        format!("{}: {}", policy::PROJECT_LABEL, policy::DEFAULT_PROJECT),
+        format!(":{}", policy::HF_HOME),
+        format!("name: {}", policy::hf_volume(policy::DEFAULT_PROJECT)),
+        format!("${{LEXALIGN_IMAGE:-{}}}", policy::DEFAULT_IMAGE),
+        format!(":{}", policy::APP_DIR),
+    ] {
+        assert!(
+            compose.contains(&m),
+            "docker/compose.yaml lacks `{m}` (xtask/src/policy.rs)"
+        );
+    }
+    assert!(read(policy::BASE_DOCKERFILE).contains("FROM scratch"));
+}
+
+#[test]
+fn the_build_stage_splits_the_lock_by_the_heavy_rule() {
+    // Run docker/lock_subset.py (what the lock-split stage runs) on the real lock and compare
+    // with policy::is_heavy over the same lock.
+    let out = std::env::temp_dir().join(format!("tidy-heavy-{}.toml", std::process::id()));
+    let sh = xshell::Shell::new().unwrap();
+    let run = crate::exec::Exec::default()
+        .capture(crate::exec::Proc::query(
+            sh.cmd("python3")
+                .arg(repo().join("docker/lock_subset.py"))
+                .arg(repo().join(policy::LOCKFILE))
+                .arg(&out)
+                .arg(policy::HEAVY_PACKAGES.join(" ")),
+        ))
+        .unwrap();
+    assert!(
+        run.ok(),
+        "python3 docker/lock_subset.py failed (python3 ≥ 3.11 is needed): {}",
+        run.first_error_line()
+    );
+    let subset = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let lock_path = repo().join(policy::LOCKFILE);
+    let lock =
+        crate::lockfile::parse(&lock_path, &std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+    let mut want: Vec<&str> = lock
+        .packages
+        .iter()
+        .filter(|p| policy::is_heavy(&p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    let parsed = crate::lockfile::parse(Path::new("heavy.toml"), &subset).unwrap();
+    let mut got: Vec<&str> = parsed.packages.iter().map(|p| p.name.as_str()).collect();
+    want.sort();
+    got.sort();
+    assert!(want.contains(&"torch"));
+    assert_eq!(got, want);
+}
