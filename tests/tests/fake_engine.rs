@@ -339,3 +339,119 @@ fn pins_check_on_the_repository_is_in_sync() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("/nonexistent/pyproject.toml"));
 }
+
+/// Subcommands that change state; a dry run must never run one.
+const CHANGING: [&str; 9] = [
+    "build",
+    "run",
+    "rm",
+    "rmi",
+    "pull",
+    "push",
+    "tag",
+    "create",
+    "volume\tcreate",
+];
+
+fn git_status() -> String {
+    sh(
+        "git",
+        &[
+            "-C",
+            root().to_str().unwrap(),
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+        ],
+    )
+    .stdout
+}
+
+#[test]
+fn every_dry_run_exits_0_changes_nothing_even_when_the_engine_fails_every_call() {
+    let before = git_status();
+    let tasks: Vec<Vec<&str>> = vec![
+        vec!["doctor"],
+        vec!["base-image"],
+        vec!["image"],
+        vec!["image", "--base-image", "lexalign/python:3.11-bookworm"],
+        vec!["smoke"],
+        vec!["help-check"],
+        vec!["test-unit"],
+        vec!["test-e2e", "--", "-k", "x"],
+        vec!["shell"],
+        vec!["run", "--", "sh", "-c", "exit 7"],
+        vec!["pins"],
+        vec!["lock"],
+        vec!["ci"],
+        vec!["bench"],
+        vec!["clean", "--volumes", "--force"],
+    ];
+    for task in tasks {
+        let mut args = vec!["--dry-run"];
+        args.extend(task.iter());
+        let (r, argv) = fake(&args, &[("FAKE_FAIL", "*")]);
+        assert_eq!(r.code, 0, "--dry-run {}: {}", task.join(" "), r.all());
+        for line in &argv {
+            assert!(
+                !CHANGING
+                    .iter()
+                    .any(|c| line.starts_with(&format!("{c}\t")) || line == c),
+                "--dry-run {} ran `{line}`",
+                task.join(" ")
+            );
+        }
+    }
+    assert_eq!(git_status(), before, "a dry run changed the working tree");
+}
+
+#[test]
+fn dry_run_ci_lists_the_steps_as_planned() {
+    let (r, _) = fake(&["--dry-run", "ci"], &[("FAKE_FAIL", "*")]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stdout.contains("passed"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("steps planned (dry run: nothing ran)"),
+        "{}",
+        r.stdout
+    );
+    let planned = r
+        .stdout
+        .lines()
+        .filter(|l| l.split_whitespace().nth_back(1) == Some("planned"))
+        .count();
+    assert_eq!(planned, 7, "{}", r.stdout);
+    // the commands of the steps are printed: cargo test, the build, the pytest runs
+    assert!(
+        r.stdout.contains("test --workspace --locked"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(" build "), "{}", r.stdout);
+    assert!(r.stdout.contains("integration and not hub"), "{}", r.stdout);
+}
+
+#[test]
+fn bench_only_accepts_every_id_it_can_print() {
+    let (all, _) = fake(&["--dry-run", "bench"], &[]);
+    assert_eq!(all.code, 0, "{}", all.all());
+    let ids: Vec<String> = all
+        .stdout
+        .trim()
+        .trim_start_matches("bench: would measure ")
+        .split(", ")
+        .map(String::from)
+        .collect();
+    assert!(
+        ids.len() >= 20 && ids.contains(&"help-download".to_string()),
+        "{ids:?}"
+    );
+    for id in &ids {
+        let (r, _) = fake(&["--dry-run", "bench", "--only", id], &[]);
+        assert_eq!(r.code, 0, "--only {id}: {}", r.all());
+        assert_eq!(r.stdout.trim(), format!("bench: would measure {id}"));
+    }
+    let (r, _) = fake(&["bench", "--only", "no-such-row"], &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("unknown row") && r.stderr.contains("cold-build"));
+}

@@ -6,7 +6,7 @@
 //!   FAKE_DAEMON=0        the daemon is unreachable
 //!   FAKE_PRESENT         comma-separated images `image inspect` finds
 //!   FAKE_PULL=1          `pull` succeeds
-//!   FAKE_FAIL=SUB        subcommand SUB prints an engine-like error and exits 1
+//!   FAKE_FAIL=SUB        subcommand SUB prints an engine-like error and exits 1 (`*`: every call)
 //!   FAKE_RUN_EXIT=N      `run` exits N
 
 use std::io::Write;
@@ -24,7 +24,7 @@ fn main() {
     }
     let env = |k: &str| std::env::var(k).unwrap_or_default();
     let sub = args.first().map(String::as_str).unwrap_or("");
-    if env("FAKE_FAIL") == sub {
+    if env("FAKE_FAIL") == sub || env("FAKE_FAIL") == "*" {
         println!("#5 [stage-0 3/7] RUN something");
         eprintln!("ERROR: failed to solve: process \"/bin/sh -c false\" did not complete successfully: exit code: 1");
         std::process::exit(1);

@@ -166,7 +166,7 @@ pub fn run(ctx: &Ctx, args: &CleanArgs) -> Result<()> {
         &ctx.capture(cmd::images(
             e,
             sh,
-            &[label.clone()],
+            std::slice::from_ref(&label),
             "{{.ID}} {{.Repository}}:{{.Tag}}",
         ))?
         .stdout,
