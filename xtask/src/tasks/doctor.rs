@@ -131,7 +131,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 Some("start it: `sudo systemctl start docker` (or `sudo dockerd &`), or set DOCKER_HOST".into()),
             ));
         }
-        match image::buildkit(ctx, e) {
+        match image::probe_buildkit(ctx, e) {
             Ok(mode) => rows.push(row("BuildKit", Status::Ok, format!("{mode:?}"), None)),
             Err(err) => rows.push(row(
                 "BuildKit",

@@ -14,29 +14,33 @@ use crate::util::{human_bytes, now_rfc3339, secs, sha256_hex};
 use std::path::Path;
 use std::time::Instant;
 
-/// The BuildKit mode of the engine, or the one-line error naming both fixes. A dry run without a
-/// client assumes what a BuildKit client would do.
-pub fn buildkit(ctx: &Ctx, engine: &Engine) -> Result<BuildKit> {
+/// What the engine says about BuildKit: its mode, or the one-line error naming both fixes.
+/// Queries only, the same in a dry run (doctor reports this as it is).
+pub fn probe_buildkit(ctx: &Ctx, engine: &Engine) -> Result<BuildKit, String> {
     if engine.kind == Kind::Podman {
         return Ok(BuildKit::Podman);
     }
-    let version = ctx.capture(cmd::client_version(engine, &ctx.sh))?;
-    let version = match version.answer() {
-        Some(v) => v,
-        None if ctx.dry_run() => return Ok(BuildKit::LegacyEnv),
-        None => {
-            return Err(fail(format!(
-                "`{} version` failed: {}",
-                engine.program.display(),
-                version.first_error_line()
-            )))
-        }
+    let version = ctx
+        .capture(cmd::client_version(engine, &ctx.sh))
+        .map_err(|e| e.to_string())?;
+    let Some(version) = version.answer() else {
+        return Err(format!(
+            "`{} version` failed: {}",
+            engine.program.display(),
+            version.first_error_line()
+        ));
     };
     let has_buildx = ctx
         .capture(cmd::buildx_version(engine, &ctx.sh))
         .map(|c| c.ok())
         .unwrap_or(false);
-    match crate::engine::buildkit_mode(engine.kind, &version, has_buildx, &engine.program) {
+    crate::engine::buildkit_mode(engine.kind, &version, has_buildx, &engine.program)
+}
+
+/// The BuildKit mode a build uses. A dry run plans with what a BuildKit client would do and
+/// says why the real build would fail.
+pub fn buildkit(ctx: &Ctx, engine: &Engine) -> Result<BuildKit> {
+    match probe_buildkit(ctx, engine) {
         Ok(m) => Ok(m),
         Err(msg) if ctx.dry_run() => {
             println!("# would fail: {msg}");
