@@ -76,7 +76,8 @@ def _console(quiet: bool, as_json: bool):
 @click.version_option(package_name="lexalign", prog_name="lexalign")
 def cli() -> None:
     """LexAlign: download models and datasets from the Hugging Face Hub, fine-tune them with
-    LoRA (SFT) and align them with DPO — each driven by a YAML config."""
+    LoRA (SFT) and align them with DPO — each driven by a YAML config — then export the merged
+    model and generate with it."""
 
 
 @cli.command(context_settings=CONTEXT)
@@ -159,6 +160,110 @@ align = _train_command(
     Writes the same outputs as finetune.
     """,
 )
+
+
+def _output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--json / --quiet / --debug for the commands without a config file."""
+    f = click.option(
+        "--debug",
+        is_flag=True,
+        is_eager=True,
+        expose_value=False,
+        callback=_set_debug,
+        help="Show a Python traceback for unexpected errors.",
+    )(f)
+    f = click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON events on stdout (for scripts)."
+    )(f)
+    f = click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result.")(f)
+    return f
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--adapter",
+    required=True,
+    metavar="DIR",
+    help="A finetune or align output_dir (adapter_config.json, run.json).",
+)
+@click.option("--output", required=True, metavar="DIR", help="Folder for the merged model.")
+@click.option(
+    "--base",
+    metavar="PATH",
+    help="The base model (default: the one the run trained on, from run.json).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --output folder.")
+@click.option(
+    "--max-shard-size",
+    default="2GB",
+    show_default=True,
+    metavar="SIZE",
+    help="Largest safetensors shard.",
+)
+@_output_options
+def export(
+    adapter: str,
+    output: str,
+    base: str | None,
+    overwrite: bool,
+    max_shard_size: str,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Merge a LoRA adapter into its base model and write a standalone model folder.
+
+    An align output's SFT adapter is merged too. The merge runs in fp32 (a QLoRA adapter merges
+    into the unquantised base) and is saved in the base model's dtype as safetensors, with
+    config, generation config, tokenizer and a model card. Load it with
+    transformers.AutoModelForCausalLM.from_pretrained(DIR).
+    """
+    from .commands import run_export
+
+    sys.exit(
+        run_export(
+            adapter,
+            output,
+            _console(quiet, as_json),
+            base=base,
+            overwrite=overwrite,
+            max_shard_size=max_shard_size,
+        )
+    )
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--model", metavar="DIR", help="A model folder (e.g. an export) or a Hub repo id.")
+@click.option("--adapter", metavar="DIR", help="A finetune or align output_dir.")
+@click.option(
+    "--base", metavar="PATH", help="With --adapter: the base model (default: run.json's)."
+)
+@click.option("--prompt", required=True, metavar="TEXT", help="The text to continue.")
+@click.option(
+    "--max-new-tokens", default=64, show_default=True, type=int, metavar="N", help="Tokens to add."
+)
+@_output_options
+def generate(
+    model: str | None,
+    adapter: str | None,
+    base: str | None,
+    prompt: str,
+    max_new_tokens: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Print a greedy completion of --prompt by a model folder or a training output."""
+    from .commands import run_generate
+
+    sys.exit(
+        run_generate(
+            _console(quiet, as_json),
+            model=model,
+            adapter=adapter,
+            base=base,
+            prompt=prompt,
+            max_new_tokens=max_new_tokens,
+        )
+    )
 
 
 def _sigterm(signum: int, frame: Any) -> None:

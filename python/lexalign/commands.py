@@ -120,3 +120,59 @@ def run_train(
     return train.run(
         kind, cfg, console, config_path=config_path, dry_run=dry_run, overwrite=overwrite
     )
+
+
+def run_export(
+    adapter: str,
+    output: str,
+    console: Console,
+    *,
+    base: str | None,
+    overwrite: bool,
+    max_shard_size: str,
+) -> int:
+    from .export import export
+
+    return export(
+        adapter, output, console, base=base, overwrite=overwrite, max_shard_size=max_shard_size
+    )
+
+
+def run_generate(
+    console: Console,
+    *,
+    model: str | None,
+    adapter: str | None,
+    base: str | None,
+    prompt: str,
+    max_new_tokens: int,
+) -> int:
+    """Print the greedy completion of `prompt` by a model folder or a training output."""
+    from . import models
+
+    if (model is None) == (adapter is None):
+        raise ConfigError(
+            "generate: give exactly one of --model DIR (a model or an export) and --adapter DIR (a finetune/align output)"
+        )
+    if max_new_tokens < 1:
+        raise ConfigError("generate: --max-new-tokens must be at least 1")
+    if model is not None:
+        models.check_model(model, "generate: --model")
+        name = model
+    else:
+        adapter_dir = models.check_adapter(adapter, "generate: --adapter")
+        name = models.adapter_base(adapter_dir, base, "generate: --adapter")
+    from . import inference
+
+    try:
+        if model is not None:
+            m, tok = inference.load_model(model)
+        else:
+            m, tok = inference.load(adapter, base=base)
+    except (OSError, ValueError) as exc:
+        raise models.load_error(name, exc, "generate") from None
+    text = inference.generate(m, tok, prompt, max_new_tokens)
+    console.event("completion", prompt=prompt, completion=text)
+    if console.mode != "json":
+        print(text)
+    return 0

@@ -6,15 +6,11 @@ fix; unknown keys get a "did you mean" suggestion; YAML syntax errors give line 
 
 from __future__ import annotations
 
-import difflib
 import re
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from .errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 
@@ -129,9 +125,56 @@ class DownloadConfig(Strict):
 # ---------------------------------------------------------------------------------------------
 
 
-class SFTDataset(Strict):
+class EvalSource(Strict):
+    """Held-out evaluation data, one source at a time: another file or folder (`eval_path`, same
+    fields as `path`), another split of the same dataset (`eval_split`), or a seeded hold-out
+    of the training rows (`eval_fraction`, in (0, 0.5])."""
+
     path: str
     split: str = "train"
+    eval_path: str | None = None
+    eval_split: str | None = None
+    eval_fraction: float | None = None
+
+    @field_validator("eval_path", "eval_split")
+    @classmethod
+    def _not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError(
+                "is empty; remove the key, or give a file/folder (eval_path) or a split name"
+            )
+        return v
+
+    @field_validator("eval_fraction")
+    @classmethod
+    def _fraction(cls, v: float | None) -> float | None:
+        if v is not None and not (0 < v <= 0.5):
+            raise ValueError(
+                "must be in (0, 0.5]: the share of training rows held out for evaluation, e.g. 0.1"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_eval_source(self) -> EvalSource:
+        chosen = [
+            k for k in ("eval_path", "eval_split", "eval_fraction") if getattr(self, k) is not None
+        ]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"set one evaluation source, not {' and '.join(chosen)}: eval_path, eval_split or eval_fraction"
+            )
+        if self.eval_split is not None and self.eval_split == self.split:
+            raise ValueError(
+                f"eval_split {self.eval_split!r} is the training split; name another split, or use eval_fraction"
+            )
+        return self
+
+    @property
+    def has_eval(self) -> bool:
+        return any(v is not None for v in (self.eval_path, self.eval_split, self.eval_fraction))
+
+
+class SFTDataset(EvalSource):
     text_field: str | None = None
     prompt_field: str | None = None
     completion_field: str | None = None
@@ -162,9 +205,7 @@ class SFTDataset(Strict):
         return "text"
 
 
-class PreferenceDataset(Strict):
-    path: str
-    split: str = "train"
+class PreferenceDataset(EvalSource):
     prompt_field: str = "prompt"
     chosen_field: str = "chosen"
     rejected_field: str = "rejected"
@@ -197,6 +238,9 @@ class Training(Strict):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     gradient_checkpointing: bool = False
     save_total_limit: int | None = Field(None, ge=1)
+    eval_steps: int | None = Field(None, ge=1, description="default: save_steps")
+    report_to: Literal["none", "tensorboard"] = "none"
+    packing: bool = False
 
 
 class TrainConfigBase(Strict):
@@ -236,118 +280,23 @@ class AlignConfig(TrainConfigBase):
     adapter: str | None = None
     dataset: PreferenceDataset
 
-
-# ---------------------------------------------------------------------------------------------
-# loading
-# ---------------------------------------------------------------------------------------------
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
+    @model_validator(mode="after")
+    def _no_packing(self) -> AlignConfig:
+        if self.training.packing:
+            raise ValueError(
+                "training.packing is for finetune (SFT) only; DPO keeps chosen and rejected apart. Remove it"
+            )
+        return self
 
 
-def _model_fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the model reached by following `loc` (for "did you mean")."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(part)
-        if field is None:
-            return []
-        current = _unwrap(field.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+# Loading lives in configfile.py; re-exported for the commands and tests.
+from .configfile import load_config, load_yaml, parse_config  # noqa: E402
 
-
-def _unwrap(annotation: Any) -> Any:
-    """list[X] / X | None → X (the first BaseModel found)."""
-    for arg in typing.get_args(annotation) or ():
-        inner = _unwrap(arg)
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            return inner
-    return annotation
-
-
-def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
-    loc = tuple(err.get("loc", ()))
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        key = str(loc[-1]) if loc else "?"
-        known = _model_fields_at(model, loc[:-1])
-        guess = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = (
-            f"; did you mean '{guess[0]}'?"
-            if guess
-            else (f"; known keys: {', '.join(known)}" if known else "")
-        )
-        return f"{_key_path(loc)}: unknown key{hint}"
-    if kind == "missing":
-        return f"{_key_path(loc)}: required key is missing; add it"
-    msg = str(err.get("msg", "invalid value"))
-    msg = msg.removeprefix("Value error, ")
-    value = err.get("input")
-    shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
-    if kind in ("literal_error",):
-        return f"{_key_path(loc)}: {msg}{shown}"
-    return f"{_key_path(loc)}: {msg}{shown}"
-
-
-def parse_config(data: Any, model: type[BaseModel], source: str) -> Any:
-    """Validate already-parsed YAML data against `model`; ConfigError on any problem."""
-    if data is None:
-        raise ConfigError(f"{source}: the file is empty; see config/ for an example")
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: the top level must be a mapping of keys, not a {type(data).__name__}"
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        # Unknown keys first: a misspelt key usually explains a "missing" one.
-        errors = sorted(
-            exc.errors(include_url=False), key=lambda e: e.get("type") != "extra_forbidden"
-        )
-        first = _describe(errors[0], model)
-        others = [_key_path(tuple(e.get("loc", ()))) for e in errors[1:]]
-        more = (
-            f" (also: {', '.join(others[:5])}{', …' if len(others) > 5 else ''})" if others else ""
-        )
-        raise ConfigError(f"{source}: {first}{more}") from None
-
-
-def load_yaml(path: str | Path) -> Any:
-    import yaml
-
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(
-            f"config file not found: {p}; pass --config PATH (examples are in config/)"
-        )
-    if p.is_dir():
-        raise ConfigError(f"{p} is a folder; pass --config with a YAML file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read it ({exc})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}{where}: invalid YAML: {problem}") from None
-
-
-def load_config(path: str | Path, model: type[BaseModel]) -> Any:
-    """Read and validate a YAML config file."""
-    return parse_config(load_yaml(path), model, str(path))
+__all__ = [
+    "AlignConfig",
+    "DownloadConfig",
+    "FinetuneConfig",
+    "load_config",
+    "load_yaml",
+    "parse_config",
+]

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 
-def load(output_dir: str | Path, device: str | None = None):
+def load(output_dir: str | Path, device: str | None = None, base: str | None = None):
+    """base + adapter (an align output: base + merged SFT adapter + DPO adapter), in fp32."""
     import sys
 
     sys.modules.setdefault("bitsandbytes", None)  # type: ignore[arg-type]  # not needed to generate
@@ -23,7 +24,8 @@ def load(output_dir: str | Path, device: str | None = None):
     out = Path(output_dir)
     run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
     base = (
-        run.get("base_model")
+        base
+        or run.get("base_model")
         or json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
     )
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -33,6 +35,19 @@ def load(output_dir: str | Path, device: str | None = None):
             del model.peft_config
     model = PeftModel.from_pretrained(model, str(out))
     tokenizer = AutoTokenizer.from_pretrained(str(out))
+    if device:
+        model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def load_model(model_dir: str, device: str | None = None):
+    """A plain causal LM (an export, a download, or a Hub id) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if device:
         model.to(device)
     model.eval()

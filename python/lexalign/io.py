@@ -8,6 +8,12 @@ import tempfile
 from pathlib import Path
 
 
+def umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -17,6 +23,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -28,3 +35,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def usual_modes(folder: Path) -> None:
+    """Give a folder made with mkdtemp (0700) and its files the modes a plain mkdir/open gives."""
+    mask = umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for p in Path(folder).rglob("*"):
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)

@@ -62,7 +62,7 @@ pub enum Task {
     /// pytest -m "integration and not hub" in a container (extra args after --; `-- -m hub` for the real Hub).
     TestE2e(PassArgs),
     /// Interactive bash in the container with the dev mounts.
-    Shell,
+    Shell(ShellArgs),
     /// Run any command in the container with the dev mounts: `cargo xtask run -- CMD…`.
     Run(RunArgs),
     /// Sync exact pins from the lockfile into pyproject.toml.
@@ -109,8 +109,13 @@ pub struct ImageArgs {
     pub platform: Option<String>,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub struct PassArgs {
+    /// Write pytest's JUnit XML report to DIR/<task>.xml on the host (DIR is created).
+    #[arg(long, value_name = "DIR")]
+    pub junit_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dev: DevOpts,
     /// Arguments passed to pytest.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
@@ -118,9 +123,40 @@ pub struct PassArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub dev: DevOpts,
     /// The command to run in the container.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub cmd: Vec<String>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub dev: DevOpts,
+}
+
+/// Engine options for dev runs (run, shell, test-unit, test-e2e).
+#[derive(Args, Debug, Default, Clone, PartialEq, Eq)]
+pub struct DevOpts {
+    /// GPUs for the container: `all`, a count, or `device=0,1` (needs the NVIDIA container toolkit).
+    #[arg(long, value_name = "all|N|device=LIST")]
+    pub gpus: Option<String>,
+    /// Size of /dev/shm, e.g. 8g (PyTorch data loaders and NCCL need more than the default 64m).
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// IPC namespace: `host` shares the host's (an alternative to a large --shm-size).
+    #[arg(long, value_name = "host|private|shareable")]
+    pub ipc: Option<String>,
+    /// Network: `host`, `none`, `bridge` or a network name.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// Publish a port: HOST:CONTAINER or IP:HOST:CONTAINER (repeatable), e.g. -p 6006:6006 for TensorBoard.
+    #[arg(short = 'p', long = "publish", value_name = "HOST:CONTAINER")]
+    pub publish: Vec<String>,
+    /// Escape hatch: one more engine `run` flag, passed as is (repeatable), e.g. --engine-arg=--cpus=4.
+    #[arg(long = "engine-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    pub engine_args: Vec<String>,
 }
 
 #[derive(Args, Debug, Default, Clone)]

@@ -3,6 +3,7 @@
 //! and the run-time mark `clean` trusts), a predictable name, the host's uid:gid, `python/` at
 //! /app, the HF cache volume, HF_TOKEN & co. by name, and the CA bundle read-only.
 
+use crate::cli::DevOpts;
 use crate::ctx::Ctx;
 use crate::engine::cmd::{self, RunSpec};
 use crate::error::{code, usage, Result};
@@ -81,6 +82,91 @@ pub fn new(ctx: &Ctx, task: &str, cmd: Vec<String>) -> RunSpec {
     )
 }
 
+/// The engine flags for `--gpus`, `--shm-size`, `--ipc`, `--network`, `-p` and `--engine-arg`,
+/// checked (pure): a bad value is a usage error naming the flag and a valid example.
+pub fn opts_args(o: &DevOpts) -> Result<Vec<String>> {
+    let mut a = Vec::new();
+    if let Some(g) = &o.gpus {
+        let ok = g == "all"
+            || g.parse::<u32>().is_ok_and(|n| n > 0)
+            || g.strip_prefix("device=").is_some_and(|l| {
+                !l.is_empty()
+                    && l.split(',').all(|d| {
+                        !d.is_empty() && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    })
+            });
+        if !ok {
+            return Err(usage(format!(
+                "--gpus {g}: use all, a count such as 2, or device=0,1"
+            )));
+        }
+        a.extend(["--gpus".into(), g.clone()]);
+    }
+    if let Some(v) = &o.shm_size {
+        let digits = v.trim_end_matches(['b', 'k', 'm', 'g', 'B', 'K', 'M', 'G']);
+        if digits.is_empty()
+            || !digits.chars().all(|c| c.is_ascii_digit())
+            || v.len() - digits.len() > 1
+        {
+            return Err(usage(format!(
+                "--shm-size {v}: use a size such as 8g or 512m"
+            )));
+        }
+        a.extend(["--shm-size".into(), v.clone()]);
+    }
+    if let Some(v) = &o.ipc {
+        if !matches!(v.as_str(), "host" | "private" | "shareable" | "none")
+            && !v.starts_with("container:")
+        {
+            return Err(usage(format!(
+                "--ipc {v}: use host, private, shareable or none"
+            )));
+        }
+        a.extend(["--ipc".into(), v.clone()]);
+    }
+    if let Some(v) = &o.network {
+        if v.is_empty() || v.starts_with('-') {
+            return Err(usage(format!(
+                "--network {v:?}: use host, none, bridge or a network name"
+            )));
+        }
+        a.extend(["--network".into(), v.clone()]);
+    }
+    for p in &o.publish {
+        let parts: Vec<&str> = p.split(':').collect();
+        let port = |s: &str| {
+            let s = s.split('/').next().unwrap_or("");
+            s.split('-').all(|n| n.parse::<u16>().is_ok_and(|n| n > 0))
+        };
+        let ok = match parts.as_slice() {
+            [h, c] => port(h) && port(c),
+            [ip, h, c] => !ip.is_empty() && (h.is_empty() || port(h)) && port(c),
+            _ => false,
+        };
+        if !ok {
+            return Err(usage(format!(
+                "-p {p}: use HOST:CONTAINER or IP:HOST:CONTAINER, e.g. -p 127.0.0.1:6006:6006"
+            )));
+        }
+        a.extend(["-p".into(), p.clone()]);
+    }
+    for e in &o.engine_args {
+        if !e.starts_with('-') {
+            return Err(usage(format!(
+                "--engine-arg {e}: give one engine flag with its value, e.g. --engine-arg=--cpus=4"
+            )));
+        }
+        a.push(e.clone());
+    }
+    Ok(a)
+}
+
+/// Add the dev-run options to a spec.
+pub fn apply_opts(s: &mut RunSpec, o: &DevOpts) -> Result<()> {
+    s.extra.extend(opts_args(o)?);
+    Ok(())
+}
+
 /// Interactive: stdin passed through (`-i`), and a TTY (`-t`) when stdin and stdout are both
 /// terminals.
 pub fn interactive(mut s: RunSpec) -> RunSpec {
@@ -131,6 +217,70 @@ pub fn exec_ok(ctx: &Ctx, s: &RunSpec) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_opts_become_engine_flags() {
+        let o = DevOpts {
+            gpus: Some("all".into()),
+            shm_size: Some("8g".into()),
+            ipc: Some("host".into()),
+            network: Some("host".into()),
+            publish: vec!["127.0.0.1:6006:6006".into(), "8080:80".into()],
+            engine_args: vec!["--cpus=4".into()],
+        };
+        assert_eq!(
+            opts_args(&o).unwrap().join(" "),
+            "--gpus all --shm-size 8g --ipc host --network host -p 127.0.0.1:6006:6006 -p 8080:80 --cpus=4"
+        );
+        assert!(opts_args(&DevOpts::default()).unwrap().is_empty());
+        for bad in [
+            DevOpts {
+                gpus: Some("0".into()),
+                ..Default::default()
+            },
+            DevOpts {
+                gpus: Some("many".into()),
+                ..Default::default()
+            },
+            DevOpts {
+                shm_size: Some("lots".into()),
+                ..Default::default()
+            },
+            DevOpts {
+                ipc: Some("shared".into()),
+                ..Default::default()
+            },
+            DevOpts {
+                publish: vec!["6006".into()],
+                ..Default::default()
+            },
+            DevOpts {
+                publish: vec!["a:b".into()],
+                ..Default::default()
+            },
+            DevOpts {
+                engine_args: vec!["cpus=4".into()],
+                ..Default::default()
+            },
+        ] {
+            let e = opts_args(&bad).unwrap_err();
+            assert_eq!(crate::error::code_of(&e), 2, "{bad:?}");
+        }
+        let mut s = RunSpec {
+            image: "img".into(),
+            cmd: vec!["true".into()],
+            ..Default::default()
+        };
+        apply_opts(
+            &mut s,
+            &DevOpts {
+                gpus: Some("2".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(s.args().join(" ").contains("--gpus 2 img true"));
+    }
 
     #[test]
     fn dev_run_spec() {

@@ -31,6 +31,7 @@ class TrainState:
     t0: float | None = None
     step0: int = 0
     tokens: int = 0
+    eval_steps: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,9 +80,35 @@ def make_callback(state: TrainState, interrupt: Interrupt, console: Console):
             if interrupt.requested:
                 control.should_save = True
                 control.should_training_stop = True
+            elif state.eval_steps and st.global_step >= st.max_steps:
+                # Evaluate the final adapter too, so eval.last_loss describes what is saved.
+                control.should_evaluate = True
+
+        def on_evaluate(self, args, st, control, metrics=None, **kw):
+            loss = (metrics or {}).get("eval_loss")
+            if loss is not None and (st.best_metric is None or loss < st.best_metric):
+                control.should_save = (
+                    True  # keep a checkpoint of the best step (rotation spares it)
+                )
 
         def on_log(self, args, st, control, logs=None, **kw):
-            if not logs or "loss" not in logs or not st.is_world_process_zero:
+            if not logs or not st.is_world_process_zero:
+                return
+            if "eval_loss" in logs:
+                record = {
+                    "step": st.global_step,
+                    **{k: v for k, v in logs.items() if isinstance(v, int | float)},
+                    "time": round(time.time(), 3),
+                }
+                append_metrics(state.metrics_path, record)
+                console.event("eval", **record)
+                best = st.best_metric if st.best_metric is not None else logs["eval_loss"]
+                console.info(
+                    f"eval  step {st.global_step}/{st.max_steps}  eval_loss {logs['eval_loss']:.4f}  "
+                    f"(best so far {min(best, logs['eval_loss']):.4f})"
+                )
+                return
+            if "loss" not in logs:
                 return
             elapsed = max(time.time() - (state.t0 or time.time()), 1e-9)
             done = st.global_step - state.step0
@@ -90,6 +117,7 @@ def make_callback(state: TrainState, interrupt: Interrupt, console: Console):
                 **{k: v for k, v in logs.items() if isinstance(v, int | float)},
             }
             record["tokens_per_s"] = round(state.tokens * world_size() / elapsed, 1)
+            record["steps_per_s"] = round(done / elapsed, 3)
             record["time"] = round(time.time(), 3)
             append_metrics(state.metrics_path, record)
             if state.first_loss is None:
@@ -99,7 +127,8 @@ def make_callback(state: TrainState, interrupt: Interrupt, console: Console):
             console.event("step", **record, eta_s=round(eta, 1))
             console.info(
                 f"step {st.global_step}/{st.max_steps}  loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2e}  "
-                f"{record['tokens_per_s']:.0f} tok/s  ETA {eta:.0f}s"
+                f"{record['steps_per_s']:.2f} steps/s  {record['tokens_per_s']:.0f} tok/s  "
+                f"{_duration(eta)} left"
             )
 
         def on_save(self, args, st, control, **kw):
@@ -115,14 +144,23 @@ def make_callback(state: TrainState, interrupt: Interrupt, console: Console):
     return LexAlignCallback()
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
 def count_tokens(trainer, state: TrainState) -> None:
     """Count the (non-padding) tokens each training step sees, for tokens/s."""
     original = trainer.training_step
 
     def training_step(model, inputs, *a, **kw):
-        for key, value in inputs.items():
-            if key.endswith("attention_mask") and hasattr(value, "sum"):
-                state.tokens += int(value.sum())
+        masks = [v for k, v in inputs.items() if k.endswith("attention_mask") and hasattr(v, "sum")]
+        if masks:
+            state.tokens += sum(int(m.sum()) for m in masks)
+        elif hasattr(inputs.get("input_ids"), "numel"):
+            state.tokens += int(inputs["input_ids"].numel())  # padding-free (packed): no padding
         return original(model, inputs, *a, **kw)
 
     trainer.training_step = training_step

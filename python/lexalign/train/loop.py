@@ -15,6 +15,7 @@ from ..console import Console
 from ..errors import ConfigError, RuntimeFailure
 from ..io import atomic_write_text
 from ..kinds import TrainKind
+from ..plot import loss_svg, read_rows
 from .callbacks import Interrupt, TrainState, count_tokens, make_callback, report_rank_batches
 from .compat import cpu_resume_fix
 from .dist import is_main, world_size
@@ -23,6 +24,8 @@ from .outputs import (
     FINGERPRINT,
     checkpoint_step,
     copy_adapter,
+    environment,
+    eval_summary,
     fingerprint,
     fingerprint_differences,
     truncate_metrics,
@@ -39,7 +42,13 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM
 
-    ds, tokenizer, model_config, source = p.ds, p.tokenizer, p.model_config, p.source
+    ds, eval_ds, tokenizer, model_config, source = (
+        p.ds,
+        p.eval_ds,
+        p.tokenizer,
+        p.model_config,
+        p.source,
+    )
     target_modules, fan_in_fan_out, device, precision = (
         p.target_modules,
         p.fan_in_fan_out,
@@ -124,7 +133,8 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
         warmup_steps=t.warmup_steps,
         lr_scheduler_type=t.lr_scheduler,
         max_length=t.max_length,
-        report_to=[],
+        report_to=["tensorboard"] if t.report_to == "tensorboard" else [],
+        logging_dir=str(output_dir / "tensorboard"),
         disable_tqdm=True,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
@@ -134,9 +144,20 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
         dataloader_num_workers=0,
         remove_unused_columns=True,
     )
+    eval_steps = (t.eval_steps or t.save_steps) if eval_ds is not None else None
+    if eval_steps:
+        common.update(
+            eval_strategy="steps",
+            eval_steps=eval_steps,
+            per_device_eval_batch_size=t.batch_size,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
+        )
 
     interrupt = Interrupt()
-    state = TrainState(output_dir=output_dir, fingerprint=fp, adapter=adapter)
+    state = TrainState(
+        output_dir=output_dir, fingerprint=fp, adapter=adapter, eval_steps=eval_steps
+    )
     if is_main():
         output_dir.mkdir(parents=True, exist_ok=True)
         if resumed_step is not None:
@@ -162,13 +183,14 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
 
         trainer_cls, args, extra = (
             SFTTrainer,
-            SFTConfig(**common, dataset_text_field="text", packing=False),
+            SFTConfig(**common, dataset_text_field="text", packing=t.packing),
             {},
         )
     trainer = cpu_resume_fix(trainer_cls)(
         model=model,
         args=args,
         train_dataset=ds,
+        eval_dataset=eval_ds,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[make_callback(state, interrupt, console)],
@@ -181,6 +203,11 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
     count_tokens(trainer, state)
     report_rank_batches(trainer)
 
+    import warnings
+
+    # transformers falls back to numbered checkpoint order on filesystems with coarse mtimes
+    # (bind mounts); that order is what we want anyway.
+    warnings.filterwarnings("ignore", message="mtime may not be reliable")
     interrupt.install()
     try:
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -192,9 +219,17 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
         ) from exc
 
     final_step = trainer.state.global_step
+    env = environment()
 
-    def write_run(status: str, train_loss: float | None = None) -> None:
-        """run.json (design §6): the resolved config, versions, times, losses, resume point."""
+    def write_run(status: str, train_loss: float | None = None) -> dict[str, Any] | None:
+        """run.json (design §6): the resolved config, versions, times, losses, resume point,
+        evaluation summary and environment; loss.svg beside it."""
+        if not trainer.is_world_process_zero():
+            return None
+        rows = read_rows(state.metrics_path)
+        summary = eval_summary(rows)
+        best_ckpt = output_dir / f"checkpoint-{summary['best_step']}" if summary else None
+        atomic_write_text(output_dir / "loss.svg", loss_svg(rows, f"{kind} — {cfg.model}"))
         write_run_json(
             output_dir,
             {
@@ -219,8 +254,12 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
                 "base_model": cfg.model,
                 "base_adapter": BASE_ADAPTER_DIR if adapter else None,
                 "fingerprint": fp,
+                "eval": summary,
+                "best_checkpoint": str(best_ckpt) if best_ckpt and best_ckpt.is_dir() else None,
+                "environment": env,
             },
         )
+        return summary
 
     if interrupt.requested:
         console.info(
@@ -236,15 +275,23 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
         if adapter:
             copy_adapter(Path(adapter), output_dir / BASE_ADAPTER_DIR)
         atomic_write_text(output_dir / FINGERPRINT, json.dumps(fp, indent=2) + "\n")
-        write_run("completed", train_loss=getattr(result, "training_loss", None))
+        summary = write_run("completed", train_loss=getattr(result, "training_loss", None))
         console.event(
             "summary",
             status="completed",
             steps=final_step,
             final_loss=state.last_loss,
+            eval=summary,
             output_dir=str(output_dir),
         )
+        if summary:
+            console.info(
+                f"eval loss {summary['first_loss']:.4f} → {summary['last_loss']:.4f}; best "
+                f"{summary['best_loss']:.4f} at step {summary['best_step']} "
+                f"({output_dir}/checkpoint-{summary['best_step']})"
+            )
         console.info(
-            f"done: {final_step} steps, final loss {state.last_loss}, adapter in {output_dir}"
+            f"done: {final_step} steps, final loss {state.last_loss}, adapter in {output_dir}, "
+            f"curve in {output_dir}/loss.svg"
         )
     return 0

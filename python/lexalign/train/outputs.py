@@ -147,3 +147,45 @@ def append_metrics(path: Path, record: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
+
+
+def eval_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """run.json's `eval`: first, best (and its step) and last eval loss over the whole run,
+    resumed parts included (they are all in metrics.jsonl)."""
+    evals = [
+        (r["step"], r["eval_loss"])
+        for r in rows
+        if isinstance(r.get("eval_loss"), int | float) and isinstance(r.get("step"), int)
+    ]
+    if not evals:
+        return None
+    best_step, best_loss = min(evals, key=lambda e: (e[1], e[0]))
+    return {
+        "first_loss": evals[0][1],
+        "best_loss": best_loss,
+        "best_step": best_step,
+        "last_loss": evals[-1][1],
+        "evaluations": len(evals),
+    }
+
+
+LOCK_IN_IMAGE = Path("/opt/lexalign/pylock.toml")
+
+
+def environment() -> dict[str, Any]:
+    """run.json's `environment`: which image and lock trained this. The image id and digest come
+    from LEXALIGN_IMAGE_ID / LEXALIGN_IMAGE_DIGEST (set by the xtask or a cluster script)."""
+    import os
+
+    import torch
+
+    lock = None
+    if LOCK_IN_IMAGE.is_file():
+        lock = hashlib.sha256(LOCK_IN_IMAGE.read_bytes()).hexdigest()
+    return {
+        "image_id": os.environ.get("LEXALIGN_IMAGE_ID") or None,
+        "image_digest": os.environ.get("LEXALIGN_IMAGE_DIGEST") or None,
+        "lock_sha256": lock,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+    }

@@ -4,10 +4,13 @@ and the plan table `--dry-run` prints."""
 
 from __future__ import annotations
 
+import importlib.util
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import models
 from ..config import AlignConfig, FinetuneConfig
 from ..console import Console
 from ..errors import ConfigError
@@ -74,6 +77,17 @@ def lora_parameter_count(model, target_modules: Any, r: int) -> int:
     return total
 
 
+def _eval_source(cfg: FinetuneConfig | AlignConfig) -> str | None:
+    d = cfg.dataset
+    if d.eval_path is not None:
+        return f"eval_path {d.eval_path}"
+    if d.eval_split is not None:
+        return f"eval_split {d.eval_split}"
+    if d.eval_fraction is not None:
+        return f"eval_fraction {d.eval_fraction:g} of {d.path} (seed {cfg.training.seed})"
+    return None
+
+
 def device() -> tuple[str, str]:
     import torch
 
@@ -87,6 +101,7 @@ class Prepared:
     """What `run` worked out before training: the data, tokenizer, LoRA targets, device, plan."""
 
     ds: Any
+    eval_ds: Any
     tokenizer: Any
     model_config: Any
     target_modules: Any
@@ -113,18 +128,22 @@ def prepare(
         console = Console("quiet")
     output_dir = Path(cfg.output_dir)
 
-    # Cheap checks first (no torch yet).
-    model_path = Path(cfg.model)
-    if (cfg.model.startswith((".", "/")) or model_path.exists()) and not (
-        model_path / "config.json"
-    ).is_file():
-        raise ConfigError(
-            f"{source}: model: {cfg.model} has no config.json; give a model folder (e.g. a download output) or a Hub repo id"
-        )
+    # Cheap checks first (no torch, no network yet).
+    models.check_model(cfg.model, f"{source}: model")
     adapter = getattr(cfg, "adapter", None)
-    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+    if adapter:
+        models.check_adapter(adapter, f"{source}: adapter")
+    if cfg.quantization != "none" and platform.machine().lower() in ("aarch64", "arm64"):
         raise ConfigError(
-            f"{source}: adapter: {adapter} has no adapter_config.json; point it at a finetune output_dir"
+            f"{source}: quantization: {cfg.quantization} is not available on {platform.machine()}: "
+            "bitsandbytes QLoRA needs an x86_64 Linux machine with a CUDA GPU (PyPI's aarch64 torch is CPU only). "
+            "Set quantization: none"
+        )
+    t = cfg.training
+    if t.report_to == "tensorboard" and importlib.util.find_spec("tensorboardX") is None:
+        raise ConfigError(
+            f"{source}: training.report_to: tensorboard needs the tensorboardX package, which is not installed; "
+            "rebuild the image (cargo xtask image) or set report_to: none"
         )
 
     device_name, precision = device()
@@ -141,19 +160,13 @@ def prepare(
     try:
         model_config = AutoConfig.from_pretrained(cfg.model)
         tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-    except OSError as exc:
-        raise ConfigError(
-            f"{source}: model: cannot load {cfg.model}: {str(exc).splitlines()[0]}"
-        ) from None
+    except (OSError, ValueError) as exc:
+        raise models.load_error(cfg.model, exc, f"{source}: model") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    ds = (
-        data.preference_dataset(cfg.dataset, source)
-        if kind is TrainKind.ALIGN
-        else data.sft_dataset(cfg.dataset, source)
-    )
-    if ds and "messages" in ds.column_names and not tokenizer.chat_template:
+    ds, eval_ds = data.datasets_for(kind.method, cfg.dataset, source, t.seed)
+    if "messages" in ds.column_names and not tokenizer.chat_template:
         raise ConfigError(
             f"{source}: dataset.messages_field: the tokenizer of {cfg.model} has no chat template; use text_field or prompt_field + completion_field"
         )
@@ -172,7 +185,6 @@ def prepare(
     del meta_model
 
     world = world_size()
-    t = cfg.training
     effective_batch = t.batch_size * t.gradient_accumulation_steps * world
     lengths = data.token_lengths(ds, tokenizer, kind.method)
     truncated = sum(1 for n in lengths if n > t.max_length)
@@ -185,6 +197,11 @@ def prepare(
         "trainable_lora_parameters": n_lora,
         "target_modules": target_modules,
         "rows": len(ds),
+        "eval_rows": len(eval_ds) if eval_ds is not None else 0,
+        "eval_source": _eval_source(cfg),
+        "eval_steps": (t.eval_steps or t.save_steps) if eval_ds is not None else None,
+        "packing": t.packing,
+        "report_to": t.report_to,
         "truncated_rows": truncated,
         "max_tokens": max(lengths),
         "mean_tokens": round(sum(lengths) / len(lengths), 1),
@@ -212,7 +229,14 @@ def prepare(
                 ],
                 [
                     "dataset",
-                    f"{len(ds)} rows ({ds.column_names}); {truncated} longer than max_length={t.max_length}",
+                    f"{len(ds)} train rows ({ds.column_names}); {truncated} longer than max_length={t.max_length}"
+                    + (", packed" if t.packing else ""),
+                ],
+                [
+                    "evaluation",
+                    f"{len(eval_ds)} rows from {plan['eval_source']}, every {plan['eval_steps']} steps and at the end"
+                    if eval_ds is not None
+                    else "none (set dataset.eval_path, eval_split or eval_fraction)",
                 ],
                 ["tokens", f"max {max(lengths)}, mean {sum(lengths) / len(lengths):.1f}"],
                 [
@@ -232,6 +256,7 @@ def prepare(
 
     return Prepared(
         ds,
+        eval_ds,
         tokenizer,
         model_config,
         target_modules,

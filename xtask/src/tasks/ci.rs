@@ -71,8 +71,8 @@ impl Step {
             ),
             Step::Smoke => smoke::run(ctx),
             Step::HelpCheck => help_check::run(ctx),
-            Step::TestUnit => pytest::run(ctx, pytest::Suite::Unit, &[]),
-            Step::TestE2e => pytest::run(ctx, pytest::Suite::E2e, &[]),
+            Step::TestUnit => pytest::run(ctx, pytest::Suite::Unit, &Default::default()),
+            Step::TestE2e => pytest::run(ctx, pytest::Suite::E2e, &Default::default()),
         }
     }
 }
