@@ -93,7 +93,7 @@ def adapter_base(adapter_dir: Path, base: str | None, where: str) -> str:
     path = Path(base).expanduser()
     if looks_local(base) and not path.exists():
         raise ConfigError(
-            f"{where}: the base model {base} of {adapter_dir} {NOT_DOWNLOADED}; or pass --base PATH"
+            f"{where}: base model {base} {NOT_DOWNLOADED}; or pass --base PATH (adapter: {adapter_dir})"
         )
     if path.exists() and not (path / "config.json").is_file():
         raise ConfigError(f"{where}: the base model {base} has no config.json; pass --base PATH")

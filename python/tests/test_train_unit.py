@@ -134,8 +134,18 @@ def test_align_missing_field_and_bad_paths(tmp_path, tiny_model):
         tmp_path, tiny_model, f"dataset: {{path: {data}}}\nadapter: {tmp_path}/no-adapter\n"
     )
     r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
-    assert r.code == 2 and "adapter_config.json" in r.stderr
+    assert r.code == 2 and "no-adapter not found" in r.stderr
+    (tmp_path / "empty-adapter").mkdir()
+    cfg = _config(
+        tmp_path, tiny_model, f"dataset: {{path: {data}}}\nadapter: {tmp_path}/empty-adapter\n"
+    )
+    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    assert r.code == 2 and "has no adapter_config.json" in r.stderr
     cfg = _config(tmp_path, tmp_path / "no-model", f"dataset: {{path: {data}}}\n")
+    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    assert r.code == 2 and "run download first" in r.stderr
+    (tmp_path / "not-a-model").mkdir()
+    cfg = _config(tmp_path, tmp_path / "not-a-model", f"dataset: {{path: {data}}}\n")
     r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and "has no config.json" in r.stderr
 
