@@ -81,6 +81,9 @@ def test_download_dry_run_imports_no_torch(tmp_path, hub, hub_env):
 def test_ruff_is_clean():
     for args in (["check", "."], ["format", "--check", "."]):
         p = subprocess.run(
-            [sys.executable, "-m", "ruff", *args, "--no-cache"], cwd=PROJECT, capture_output=True, text=True
+            [sys.executable, "-m", "ruff", *args, "--no-cache"],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
         )
         assert p.returncode == 0, p.stdout + p.stderr

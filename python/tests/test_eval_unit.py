@@ -204,3 +204,24 @@ def test_export_and_generate_bad_input_exit_2_and_write_nothing(tmp_path, tiny_m
     assert r.code == 2 and "exactly one of --model" in r.stderr
     r = run_cli("generate", "--model", "./nope", "--prompt", "hi", cwd=tmp_path)
     assert r.code == 2 and "run download first" in r.stderr
+
+
+def test_packed_rows_do_not_attend_across_example_boundaries(tiny_model):
+    """What training.packing relies on without flash-attention: trl's padding-free batches carry
+    position_ids that restart per example, and transformers builds a block-diagonal causal mask
+    from them (trl calls the model with use_cache=False, as here), so each example's logits
+    equal those of the example alone."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    a = torch.tensor([[5, 9, 17, 3, 8]])
+    b = torch.tensor([[11, 4, 7]])
+    packed = torch.cat([a, b], dim=1)
+    positions = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2]])
+    with torch.no_grad():
+        together = model(input_ids=packed, position_ids=positions, use_cache=False).logits
+        alone_b = model(input_ids=b).logits
+        alone_a = model(input_ids=a).logits
+    assert torch.allclose(together[:, 5:], alone_b, atol=1e-5)
+    assert torch.allclose(together[:, :5], alone_a, atol=1e-5)

@@ -374,6 +374,25 @@ pub fn train_overhead(b: &Bench) -> Result<Vec<Row>> {
     Ok(vec![row])
 }
 
+pub fn packing(b: &Bench) -> Result<Vec<Row>> {
+    b.ctx
+        .info("bench: SFT packing vs padded batches (finetune CLI, in the container)");
+    let mut row = Row::new("packing", "SFT non-padding tokens/s, packed", "tokens/s");
+    row.peer_name = "padded batches";
+    let runs = b.runs.min(3).to_string();
+    match b.dev_json(&["python", "benchmarks/packing_bench.py", "--runs", &runs]) {
+        Ok(v) => {
+            row.samples = numbers(&v, "packed_tok_s");
+            row.peer = numbers(&v, "padded_tok_s");
+            row.note = "informational: tiny GPT-2, CPU fp32, 512 rows of 4-120 words, batch 8, max_length 256, 40 steps (first 10 skipped); \
+                        packed batches are one flattened sequence with a block-diagonal mask (SDPA), so attention cost grows with the whole batch on CPU"
+                .into();
+        }
+        Err(e) => row = row.unavailable(format!("not measured: {e}")),
+    }
+    Ok(vec![row])
+}
+
 pub fn download(b: &Bench) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (id, name, rate) in [

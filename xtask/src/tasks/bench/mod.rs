@@ -60,6 +60,7 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
             Group::ImageSize => measure::image_size(&b, &mut extra)?,
             Group::XtaskCompile => measure::xtask_compile(&b)?,
             Group::TrainOverhead => measure::train_overhead(&b)?,
+            Group::Packing => measure::packing(&b)?,
             Group::Download => measure::download(&b)?,
         };
         out.extend(rows);

@@ -12,6 +12,7 @@ pub enum Group {
     ImageSize,
     XtaskCompile,
     TrainOverhead,
+    Packing,
     Download,
 }
 
@@ -34,13 +35,14 @@ impl Group {
             Group::ImageSize => &["image-size"],
             Group::XtaskCompile => &["xtask-compile", "xtask-help"],
             Group::TrainOverhead => &["train-overhead"],
+            Group::Packing => &["packing"],
             Group::Download => &["download", "download-link"],
         }
     }
 }
 
 /// Every group, in the order the report lists them.
-pub const GROUPS: [Group; 9] = [
+pub const GROUPS: [Group; 10] = [
     Group::ColdBuild,
     Group::Rebuilds,
     Group::LockChange,
@@ -49,6 +51,7 @@ pub const GROUPS: [Group; 9] = [
     Group::ImageSize,
     Group::XtaskCompile,
     Group::TrainOverhead,
+    Group::Packing,
     Group::Download,
 ];
 

@@ -1,0 +1,89 @@
+"""The CUDA path, opt-in (`-m gpu`): bf16 LoRA SFT, 4-bit and 8-bit QLoRA SFT, DPO from the SFT
+adapter, and an export of the result. Runs on any CUDA Python with the project installed; in
+the image: `cargo xtask test-e2e --gpus all -- -m gpu`. Selected without a GPU, the tests fail
+(they never pass or skip silently); QLoRA is reported as skipped where bitsandbytes is absent."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from tiny import preference_rows, sft_rows, write_jsonl
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cuda():
+    import torch
+
+    assert torch.cuda.is_available(), "-m gpu selected, but torch sees no CUDA device"
+
+
+def _sft(tmp: Path, model: Path, out: Path, quant: str = "none") -> str:
+    data = write_jsonl(tmp / "sft.jsonl", sft_rows(64))
+    p = tmp / f"{out.name}.yaml"
+    p.write_text(
+        f"model: {model}\noutput_dir: {out}\ndataset: {{path: {data}, eval_fraction: 0.1}}\n"
+        "training: {max_steps: 8, learning_rate: 5.0e-3, batch_size: 4, max_length: 64, logging_steps: 1, "
+        f"save_steps: 4, seed: 7}}\nquantization: {quant}\n"
+    )
+    return str(p)
+
+
+def _finite_run(out: Path) -> dict:
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "completed" and run["device"] == "cuda"
+    assert run["final_loss"] is not None and run["final_loss"] == run["final_loss"]
+    assert run["eval"] and run["environment"]["cuda"]
+    return run
+
+
+@pytest.fixture(scope="module")
+def bf16_sft(tmp_path_factory, tiny_model):
+    tmp = tmp_path_factory.mktemp("gpu")
+    out = tmp / "sft"
+    r = run_cli("finetune", "--config", _sft(tmp, tiny_model, out), cwd=tmp)
+    assert r.code == 0, r.output
+    return tmp, out
+
+
+def test_bf16_lora_sft(bf16_sft):
+    import torch
+
+    _, out = bf16_sft
+    run = _finite_run(out)
+    assert run["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+
+
+@pytest.mark.parametrize("quant", ["4bit", "8bit"])
+def test_qlora_sft(tmp_path, tiny_model, quant):
+    if importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("QLoRA not run: bitsandbytes is not installed in this Python")
+    out = tmp_path / f"q{quant}"
+    r = run_cli("finetune", "--config", _sft(tmp_path, tiny_model, out, quant), cwd=tmp_path)
+    assert r.code == 0, r.output
+    assert _finite_run(out)["config"]["quantization"] == quant
+
+
+def test_dpo_from_the_sft_adapter_and_export(bf16_sft, tiny_model):
+    tmp, sft = bf16_sft
+    data = write_jsonl(tmp / "pref.jsonl", preference_rows(32))
+    out = tmp / "dpo"
+    cfg = tmp / "dpo.yaml"
+    cfg.write_text(
+        f"model: {tiny_model}\nadapter: {sft}\noutput_dir: {out}\ndataset: {{path: {data}, eval_fraction: 0.25}}\n"
+        "training: {max_steps: 4, learning_rate: 5.0e-3, batch_size: 4, max_length: 64, logging_steps: 1, "
+        "save_steps: 4, seed: 7}\n"
+    )
+    r = run_cli("align", "--config", str(cfg), cwd=tmp)
+    assert r.code == 0, r.output
+    _finite_run(out)
+    r = run_cli("export", "--adapter", str(out), "--output", str(tmp / "merged"), cwd=tmp)
+    assert r.code == 0, r.output
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(tmp / "merged")
