@@ -1,0 +1,372 @@
+//! The ways people use the image outside `cargo xtask`, for real: the Dev Containers CLI
+//! (`devcontainer up` / `exec` on .devcontainer/devcontainer.json, as a non-root host user),
+//! Compose (docker/compose.yaml with Debian's docker-compose 1.29 or Compose v2), and the
+//! design's plain `docker run` usages. Fails loudly without Docker or the tools, unless
+//! LEXALIGN_SKIP_DOCKER_TESTS=1 (then reported as ignored).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Dev Containers CLI: $LEXALIGN_DEVCONTAINER_CLI, else target/devcontainer (what .ci/run
+/// installs with npm), else `devcontainer` on PATH.
+fn devcontainer_cli() -> String {
+    if let Ok(p) = std::env::var("LEXALIGN_DEVCONTAINER_CLI") {
+        return p;
+    }
+    let local = root().join("target/devcontainer/node_modules/.bin/devcontainer");
+    if local.exists() {
+        return local.display().to_string();
+    }
+    "devcontainer".into()
+}
+
+/// Compose: `docker-compose` (v1.29 here) or the engine's `compose` plugin (v2).
+fn compose() -> Vec<String> {
+    if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return vec!["docker-compose".into()];
+    }
+    vec![engine(), "compose".into()]
+}
+
+fn uid() -> u32 {
+    sh("id", &["-u"]).stdout.trim().parse().unwrap()
+}
+
+/// The non-root host user to act as: ourselves, or (as root, as in CI) a user made for it.
+fn host_user() -> (String, u32) {
+    if uid() != 0 {
+        return (sh("id", &["-un"]).stdout.trim().to_string(), uid());
+    }
+    let name = "lexalign-dc";
+    if sh("id", &["-u", name]).code != 0 {
+        let r = sh("useradd", &["-m", "-G", "docker", name]);
+        assert_eq!(r.code, 0, "useradd {name}: {}", r.all());
+    }
+    (
+        name.into(),
+        sh("id", &["-u", name]).stdout.trim().parse().unwrap(),
+    )
+}
+
+/// The repository as a clone would have it (tracked and not-ignored files), owned by `user`.
+fn clone_tree(name: &str, user: &str) -> PathBuf {
+    let dir = scratch(name);
+    let files = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    for f in files.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(f).unwrap());
+        let (from, to) = (root().join(rel), dir.join(rel));
+        if from.is_file() {
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+    let r = sh("chown", &["-R", &format!("{user}:"), dir.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = sh("chmod", &["o+rx", dir.parent().unwrap().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    dir
+}
+
+/// Removes the containers carrying a label when dropped (the CLI has no `down`).
+struct RemoveByLabel(String);
+
+impl Drop for RemoveByLabel {
+    fn drop(&mut self) {
+        let ids = sh(
+            &engine(),
+            &["ps", "-aq", "--filter", &format!("label={}", self.0)],
+        )
+        .stdout;
+        for id in ids.split_whitespace() {
+            sh(&engine(), &["rm", "-f", id]);
+        }
+    }
+}
+
+fn as_user(user: &str, program: &str, args: &[&str], cwd: &Path) -> Run {
+    let mut c = if uid() == 0 {
+        let mut c = Command::new("runuser");
+        c.args([
+            "-u",
+            user,
+            "--",
+            "env",
+            &format!("HOME=/home/{user}"),
+            program,
+        ]);
+        c
+    } else {
+        Command::new(program)
+    };
+    c.args(args).current_dir(cwd).env_remove("HF_TOKEN");
+    c.output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+        .into()
+}
+
+fn devcontainer_up_and_exec_as_the_host_user() {
+    let (img, _) = built_image();
+    assert_eq!(
+        img, "lexalign-dev:latest",
+        "devcontainer.json names lexalign-dev:latest"
+    );
+    let (user, user_uid) = host_user();
+    let ws = clone_tree("devcontainer", &user);
+    let label = format!("dev.lexalign.e2e=devcontainer-{}", std::process::id());
+    let _cleanup = RemoveByLabel(label.clone());
+    let cli = devcontainer_cli();
+    let ws_s = ws.to_str().unwrap();
+    let common = [
+        "--workspace-folder",
+        ws_s,
+        "--docker-path",
+        &engine(),
+        "--id-label",
+        &label,
+    ];
+    let mut up = vec!["up"];
+    up.extend(common);
+    let r = as_user(&user, &cli, &up, &ws);
+    assert_eq!(r.code, 0, "devcontainer up: {}", r.all());
+    assert!(r.stdout.contains("\"outcome\":\"success\""), "{}", r.all());
+    assert!(
+        r.all().contains("LexAlign dev container ready"),
+        "postCreateCommand ran: {}",
+        r.all()
+    );
+
+    let script = "set -e; pwd; for c in download finetune align export generate; do python $c.py --help >/dev/null; done; \
+                  python -c 'import lexalign; print(lexalign.__file__)'; touch made-in-devcontainer.txt; \
+                  python -m pytest -q -p no:cacheprovider tests/test_config.py tests/test_eval_unit.py -k 'config or svg or summary'";
+    let mut exec = vec!["exec"];
+    exec.extend(common);
+    exec.extend(["bash", "-c", script]);
+    let r = as_user(&user, &cli, &exec, &ws);
+    assert_eq!(r.code, 0, "devcontainer exec: {}", r.all());
+    assert!(
+        r.stdout.contains("/workspaces/lexalign/python\n"),
+        "workspaceFolder: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("/workspaces/lexalign/python/lexalign/__init__.py"),
+        "the workspace copy of the package is imported: {}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(" passed"), "{}", r.stdout);
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(ws.join("python/made-in-devcontainer.txt")).unwrap();
+    assert_eq!(
+        made.uid(),
+        user_uid,
+        "a file made inside belongs to the host user"
+    );
+    drop(_cleanup);
+    let left = sh(
+        &engine(),
+        &["ps", "-aq", "--filter", &format!("label={label}")],
+    )
+    .stdout;
+    assert!(left.trim().is_empty(), "container removed: {left}");
+}
+
+fn compose_runs_the_help_checks_and_unit_tests() {
+    let (img, _) = built_image();
+    let project = format!("lexalign-e2e-{}", std::process::id());
+    let file = root().join("docker/compose.yaml");
+    let base: Vec<String> = compose()
+        .into_iter()
+        .chain([
+            "-f".into(),
+            file.display().to_string(),
+            "-p".into(),
+            project.clone(),
+        ])
+        .collect();
+    let run = |args: &[&str]| -> Run {
+        let mut c = Command::new(&base[0]);
+        c.args(&base[1..])
+            .args(["run", "--rm", "-T", "lexalign"])
+            .args(args);
+        c.env("LEXALIGN_IMAGE", img)
+            .env("LEXALIGN_UID", uid().to_string())
+            .env("LEXALIGN_GID", sh("id", &["-g"]).stdout.trim())
+            .env_remove("HF_TOKEN")
+            .env("DOCKER_HOST", "unix:///var/run/docker.sock");
+        c.output().unwrap().into()
+    };
+    let r = run(&[
+        "sh",
+        "-c",
+        "for c in download finetune align export generate; do python $c.py --help | head -1; done",
+    ]);
+    let down = || {
+        let mut c = Command::new(&base[0]);
+        c.args(&base[1..]).arg("down").output().unwrap();
+    };
+    if r.code != 0 {
+        down();
+    }
+    assert_eq!(r.code, 0, "compose run --help: {}", r.all());
+    assert_eq!(r.stdout.matches("Usage:").count(), 5, "{}", r.stdout);
+    let r = run(&[
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not integration",
+        "tests/test_config.py",
+    ]);
+    down();
+    assert_eq!(r.code, 0, "compose run pytest: {}", r.all());
+    assert!(r.stdout.contains(" passed"), "{}", r.stdout);
+}
+
+/// The design's "Data Flow" and "Testing Strategy" usages, with the image's defaults.
+fn design_docker_run_usages_work_as_written() {
+    let (img, _) = built_image();
+    let e = engine();
+    for cli in ["download", "finetune", "align", "export", "generate"] {
+        let r = sh(
+            &e,
+            &["run", "--rm", img, "python", &format!("{cli}.py"), "--help"],
+        );
+        assert_eq!(r.code, 0, "{cli}.py --help: {}", r.all());
+        assert!(r.stdout.contains("Usage:"), "{}", r.stdout);
+    }
+    // docker run lexalign-dev pytest tests/ -v -m "not integration" (the image's own copy)
+    let r = sh(
+        &e,
+        &[
+            "run",
+            "--rm",
+            img,
+            "pytest",
+            "tests/",
+            "-q",
+            "-m",
+            "not integration",
+        ],
+    );
+    assert_eq!(r.code, 0, "pytest in the image: {}", r.all());
+    assert!(
+        r.stdout.contains(" passed") && !r.stdout.contains("failed"),
+        "{}",
+        r.stdout
+    );
+    // docker run --rm -v $(pwd):/app lexalign-dev pytest … (the host's python/ over /app)
+    let py = root().join("python");
+    let mount = format!("{}:/app", py.display());
+    let r = sh(
+        &e,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &mount,
+            img,
+            "pytest",
+            "tests/test_cli.py",
+            "tests/test_config.py",
+            "-q",
+            "-m",
+            "not integration",
+        ],
+    );
+    assert_eq!(r.code, 0, "pytest on the mounted tree: {}", r.all());
+    // docker run -it lexalign-dev bash: an interactive shell (stdin piped here)
+    let mut c = Command::new(&e);
+    c.args(["run", "--rm", "-i", img, "bash"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"python download.py --help | head -1; exit 3\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
+    // the real-Hub tests without HF_TOKEN: reported as skipped, never passed
+    let r = sh(
+        &e,
+        &[
+            "run",
+            "--rm",
+            img,
+            "pytest",
+            "tests/test_hub_real.py",
+            "-v",
+            "-m",
+            "hub",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("SKIPPED") && !r.stdout.contains("PASSED"),
+        "{}",
+        r.stdout
+    );
+}
+
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let tests: Vec<(&str, fn())> = vec![
+        (
+            "devcontainer_up_and_exec_as_the_host_user",
+            devcontainer_up_and_exec_as_the_host_user,
+        ),
+        (
+            "compose_runs_the_help_checks_and_unit_tests",
+            compose_runs_the_help_checks_and_unit_tests,
+        ),
+        (
+            "design_docker_run_usages_work_as_written",
+            design_docker_run_usages_work_as_written,
+        ),
+    ];
+    let skip = docker_opted_out();
+    if skip {
+        eprintln!(
+            "LEXALIGN_SKIP_DOCKER_TESTS=1: skipping {} editor/Compose tests",
+            tests.len()
+        );
+    } else {
+        require_docker();
+    }
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| {
+            libtest_mimic::Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+            .with_ignored_flag(skip)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
