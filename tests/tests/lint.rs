@@ -63,3 +63,29 @@ fn compose_file_has_no_version_key_and_the_service() {
     assert!(text.contains("\n  lexalign:\n"));
     assert!(text.contains("/cache/huggingface") && text.contains("lexalign-hf-cache"));
 }
+
+/// The workflow runs what `.ci/run` runs (cargo tests, pins --check, the container tasks with
+/// JUnit reports), on x86_64 and arm64, cancels superseded runs, runs nightly, and runs the
+/// real-Hub tests (`-m hub`) only in a job gated on the HF_TOKEN secret.
+#[test]
+fn workflow_runs_what_ci_runs() {
+    let wf = std::fs::read_to_string(root().join(".github/workflows/docker-tests.yml")).unwrap();
+    let (main, hub) = wf.split_once("\n  hub:\n").expect("a separate `hub` job");
+    for needed in [
+        "cargo test --workspace --locked",
+        "cargo xtask pins --check",
+        "cargo xtask image",
+        "cargo xtask smoke",
+        "cargo xtask help-check",
+        "cargo xtask test-unit --junit-dir",
+        "cargo xtask test-e2e --junit-dir",
+        "actions/upload-artifact",
+        "ubuntu-24.04-arm",
+    ] {
+        assert!(main.contains(needed), "the ci job lacks `{needed}`");
+    }
+    assert!(!main.contains("-m hub"), "the ci job must not select the real-Hub tests");
+    assert!(wf.contains("cancel-in-progress: true") && wf.contains("schedule:"));
+    assert!(hub.contains("-- -m hub") && hub.contains("secrets.HF_TOKEN"));
+    assert!(hub.contains("if: needs.hub-token.outputs.present == 'true'"));
+}
