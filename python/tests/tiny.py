@@ -24,7 +24,7 @@ def corpus(n: int = 400, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 16))) + "." for _ in range(n)]
 
 
-def build_tiny_model(out: Path, seed: int = 0) -> Path:
+def build_tiny_model(out: Path, seed: int = 0, n_positions: int = 256) -> Path:
     import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -49,7 +49,7 @@ def build_tiny_model(out: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tok),
-        n_positions=256,
+        n_positions=n_positions,
         n_embd=64,
         n_layer=2,
         n_head=2,

@@ -84,7 +84,10 @@ fn workflow_runs_what_ci_runs() {
     ] {
         assert!(main.contains(needed), "the ci job lacks `{needed}`");
     }
-    assert!(!main.contains("-m hub"), "the ci job must not select the real-Hub tests");
+    assert!(
+        !main.contains("-m hub"),
+        "the ci job must not select the real-Hub tests"
+    );
     assert!(wf.contains("cancel-in-progress: true") && wf.contains("schedule:"));
     assert!(hub.contains("-- -m hub") && hub.contains("secrets.HF_TOKEN"));
     assert!(hub.contains("if: needs.hub-token.outputs.present == 'true'"));

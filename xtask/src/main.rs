@@ -21,6 +21,8 @@ mod tasks;
 mod util;
 
 #[cfg(test)]
+mod docs_check;
+#[cfg(test)]
 mod tidy;
 
 use clap::Parser;
