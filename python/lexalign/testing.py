@@ -6,7 +6,9 @@ a test set it. Known hooks:
 - `step_delay_s` (float): sleep after each training step, so a test can interrupt a run mid-way;
 - `rank_report` (folder): each training rank writes `rank-N.json` with the world size and a
   digest of its first batches (proves data parallelism split the data; the multi-node tests
-  read it from inside torchrun).
+  read it from inside torchrun);
+- `machine` (str): what `platform.machine()` reports to the platform checks (so the arm64
+  refusals are tested on x86 too; the arm64 CI leg checks them for real).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from functools import cache
 from typing import Any
 
 ENV = "LEXALIGN_TESTING"
-KNOWN = {"step_delay_s", "rank_report"}
+KNOWN = {"step_delay_s", "rank_report", "machine"}
 
 
 @cache
@@ -43,3 +45,10 @@ def hook(name: str) -> Any:
 def env(**hooks: Any) -> dict[str, str]:
     """The environment entry a test passes to a subprocess to switch hooks on."""
     return {ENV: json.dumps(hooks)}
+
+
+def machine() -> str:
+    """platform.machine(), unless the `machine` hook says otherwise."""
+    import platform
+
+    return str(hook("machine") or platform.machine())

@@ -72,7 +72,7 @@ def test_eval_rows_best_checkpoint_and_summary(evaluated):
     assert (out / "checkpoint-10").is_dir()
     assert "best" in r.output and "loss.svg" in r.output
     env = run["environment"]
-    assert set(env) == {"image_id", "image_digest", "lock_sha256", "torch", "cuda"}
+    assert {"image_id", "image_digest", "lock_sha256", "torch", "cuda", "machine"} == set(env)
     assert env["torch"].startswith("2.6.0")
 
 

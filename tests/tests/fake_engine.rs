@@ -102,7 +102,7 @@ fn base_selection_prefers_local_slim_then_pull_then_debian() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         r.stderr
-            .contains("base: python:3.11-slim (python:3.11-slim is present locally)"),
+            .contains("base: python:3.11-slim (python:3.11-slim is present locally (linux/amd64))"),
         "{}",
         r.stderr
     );
@@ -420,7 +420,9 @@ fn dry_run_ci_lists_the_steps_as_planned() {
         .lines()
         .filter(|l| l.split_whitespace().nth_back(1) == Some("planned"))
         .count();
-    assert_eq!(planned, 7, "{}", r.stdout);
+    // 8 steps; the arm64 leg is planned where this machine can run arm64, else skipped
+    let arm64_skipped = r.stdout.contains("arm64: skipped — ");
+    assert_eq!(planned, if arm64_skipped { 7 } else { 8 }, "{}", r.stdout);
     // the commands of the steps are printed: cargo test, the build, the pytest runs
     assert!(
         r.stdout.contains("test --workspace --locked"),
@@ -454,4 +456,66 @@ fn bench_only_accepts_every_id_it_can_print() {
     let (r, _) = fake(&["bench", "--only", "no-such-row"], &[]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("unknown row") && r.stderr.contains("cold-build"));
+}
+
+#[test]
+fn image_for_another_platform_gets_its_own_tag_and_base() {
+    let (r, argv) = fake(&["--dry-run", "image", "--platform", "linux/arm64"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let build = argv
+        .iter()
+        .find(|l| l.starts_with("build\t") && l.contains("docker/Dockerfile"))
+        .map(|l| l.replace('\t', " "))
+        .or_else(|| {
+            r.stdout
+                .lines()
+                .find(|l| l.contains(" build ") && l.contains("docker/Dockerfile"))
+                .map(String::from)
+        })
+        .unwrap_or_else(|| panic!("no dev image build planned: {}", r.stdout));
+    assert!(build.contains("--platform linux/arm64"), "{build}");
+    assert!(
+        build.contains("lexalign-dev:latest-arm64"),
+        "the native tag is left alone: {build}"
+    );
+    assert!(
+        build.contains("BASE_IMAGE=lexalign/python:3.11-bookworm-arm64"),
+        "{build}"
+    );
+    // the arm64 base is planned with mmdebstrap for arm64
+    assert!(r.stdout.contains("--architectures=arm64"), "{}", r.stdout);
+    // --image names it explicitly
+    let (r, _) = fake(
+        &[
+            "--dry-run",
+            "--image",
+            "mine:arm",
+            "image",
+            "--platform",
+            "linux/arm64",
+        ],
+        &[],
+    );
+    assert!(
+        r.stdout.contains("-t mine:arm") || r.stdout.contains("--tag mine:arm"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_platform_the_stack_has_no_wheels_for_is_a_usage_error() {
+    for p in ["linux/s390x", "arm64", "windows/amd64"] {
+        let (r, argv) = fake(&["image", "--platform", p], &[]);
+        assert_eq!(r.code, 2, "{p}: {}", r.all());
+        assert!(
+            r.stderr.contains("use linux/amd64 or linux/arm64"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            !argv.iter().any(|l| l.starts_with("build\t")),
+            "nothing built"
+        );
+    }
 }

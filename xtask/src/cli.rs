@@ -23,13 +23,10 @@ pub struct Global {
     #[arg(long, global = true, value_name = "PATH_OR_NAME")]
     pub engine: Option<String>,
     /// Image reference the tasks build and run.
-    #[arg(
-        long,
-        global = true,
-        value_name = "REF",
-        default_value = crate::policy::DEFAULT_IMAGE
-    )]
-    pub image: String,
+    /// The dev image [default: lexalign-dev:latest; `image --platform` for another
+    /// architecture: lexalign-dev:latest-<arch>].
+    #[arg(long, global = true, value_name = "REF")]
+    pub image: Option<String>,
     /// Print every command that would change something, run none of them (read-only queries
     /// still run), write nothing, exit 0.
     #[arg(long, global = true)]
@@ -79,9 +76,13 @@ pub enum Task {
 
 #[derive(Args, Debug, Default)]
 pub struct BaseImageArgs {
-    /// Tag of the base image.
-    #[arg(long, default_value = crate::policy::DEBIAN_BASE)]
-    pub tag: String,
+    /// Tag of the base image [default: lexalign/python:3.11-bookworm, or
+    /// lexalign/python:3.11-bookworm-<arch> for another architecture than the engine's].
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Target platform: linux/amd64 or linux/arm64 (another than the engine's runs emulated).
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Debian suite.
     #[arg(long, default_value = crate::policy::DEBIAN_SUITE)]
     pub suite: String,
@@ -104,7 +105,8 @@ pub struct ImageArgs {
     /// CA bundle for pip/uv inside the build (default: $SSL_CERT_FILE, $PIP_CERT, $REQUESTS_CA_BUNDLE).
     #[arg(long, value_name = "PATH")]
     pub ca_bundle: Option<PathBuf>,
-    /// Target platform, e.g. linux/amd64.
+    /// Target platform: linux/amd64 or linux/arm64. Another than the engine's runs emulated
+    /// (QEMU) and is tagged <image>-<arch> unless --tag or --image names the image.
     #[arg(long)]
     pub platform: Option<String>,
 }

@@ -25,8 +25,10 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(g: &Global) -> Result<Ctx> {
         crate::exec::install_signal_flag();
-        if let Err(e) = engine::validate_image_ref(&g.image) {
-            return Err(usage(format!("--image {:?}: {e}", g.image)));
+        if let Some(image) = &g.image {
+            if let Err(e) = engine::validate_image_ref(image) {
+                return Err(usage(format!("--image {image:?}: {e}")));
+            }
         }
         let root = find_root()?;
         let python_dir = match &g.python_dir {
@@ -59,7 +61,35 @@ impl Ctx {
     }
 
     pub fn image(&self) -> &str {
-        &self.g.image
+        self.g.image.as_deref().unwrap_or(policy::DEFAULT_IMAGE)
+    }
+
+    /// Was `--image` given (rather than the default)?
+    pub fn image_explicit(&self) -> bool {
+        self.g.image.is_some()
+    }
+
+    /// The engine's own architecture (`info`'s Architecture), when the daemon answers.
+    pub fn engine_arch(&self) -> Option<crate::platform::Arch> {
+        let e = self.engine().ok()?;
+        let a = self
+            .capture(cmd::info(e, &self.sh, "{{.Architecture}}"))
+            .ok()?
+            .answer()?;
+        crate::platform::Arch::from_engine(&a)
+    }
+
+    /// An image's Architecture (None when the image is missing).
+    pub fn image_arch(&self, reference: &str) -> Option<String> {
+        let e = self.engine().ok()?;
+        self.capture(cmd::image_inspect(
+            e,
+            &self.sh,
+            "{{.Architecture}}",
+            reference,
+        ))
+        .ok()?
+        .answer()
     }
 
     pub fn project_label(&self) -> String {

@@ -203,7 +203,14 @@ pub fn exec(ctx: &Ctx, s: &RunSpec) -> Result<i32> {
         stdin: s.interactive || s.tty,
         on_signal: remover(ctx, s)?,
     };
-    ctx.status(cmd::run(e, &ctx.sh, s), io)
+    let code = ctx.status(cmd::run(e, &ctx.sh, s), io)?;
+    if let Some(hint) = crate::engine::killed_hint(code) {
+        eprintln!(
+            "{}: the container exited 137: {hint}",
+            s.name.as_deref().unwrap_or("container")
+        );
+    }
+    Ok(code)
 }
 
 /// `exec`, and a non-zero exit is the task's exit code.

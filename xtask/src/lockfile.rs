@@ -39,6 +39,8 @@ pub struct Locked {
     pub name: String,
     pub version: String,
     pub marker: Option<String>,
+    /// Wheel file names (pylock.toml only; empty for requirements files).
+    pub wheels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -76,6 +78,31 @@ struct PyLockPackage {
     name: String,
     version: Option<String>,
     marker: Option<String>,
+    #[serde(default)]
+    wheels: Vec<PyLockWheel>,
+}
+
+#[derive(Deserialize)]
+struct PyLockWheel {
+    name: Option<String>,
+    url: Option<String>,
+    path: Option<String>,
+}
+
+impl PyLockWheel {
+    fn file_name(&self) -> Option<String> {
+        if let Some(n) = &self.name {
+            return Some(n.clone());
+        }
+        let loc = self.url.as_deref().or(self.path.as_deref())?;
+        Some(
+            loc.rsplit('/')
+                .next()?
+                .split(['?', '#'])
+                .next()?
+                .to_string(),
+        )
+    }
 }
 
 /// Line and column (1-based) of a byte offset.
@@ -128,6 +155,7 @@ fn parse_pylock(path: &Path, text: &str) -> Result<Lock> {
                 name: normalize(&p.name),
                 version,
                 marker: p.marker,
+                wheels: p.wheels.iter().filter_map(PyLockWheel::file_name).collect(),
             });
         }
     }
@@ -190,6 +218,7 @@ fn parse_requirements(path: &Path, text: &str) -> Result<Lock> {
             name: normalize(name),
             version: version.to_string(),
             marker,
+            wheels: Vec::new(),
         });
     }
     if packages.is_empty()

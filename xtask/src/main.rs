@@ -15,6 +15,8 @@ mod error;
 mod exec;
 mod git;
 mod lockfile;
+mod marker;
+mod platform;
 mod policy;
 mod requirement;
 mod tasks;

@@ -176,6 +176,7 @@ def environment() -> dict[str, Any]:
     """run.json's `environment`: which image and lock trained this. The image id and digest come
     from LEXALIGN_IMAGE_ID / LEXALIGN_IMAGE_DIGEST (set by the xtask or a cluster script)."""
     import os
+    import platform
 
     import torch
 
@@ -188,4 +189,5 @@ def environment() -> dict[str, Any]:
         "lock_sha256": lock,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
+        "machine": platform.machine(),
     }

@@ -5,12 +5,11 @@ and the plan table `--dry-run` prints."""
 from __future__ import annotations
 
 import importlib.util
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import models
+from .. import models, testing
 from ..config import AlignConfig, FinetuneConfig
 from ..console import Console
 from ..errors import ConfigError
@@ -133,9 +132,10 @@ def prepare(
     adapter = getattr(cfg, "adapter", None)
     if adapter:
         models.check_adapter(adapter, f"{source}: adapter")
-    if cfg.quantization != "none" and platform.machine().lower() in ("aarch64", "arm64"):
+    machine = testing.machine()
+    if cfg.quantization != "none" and machine.lower() in ("aarch64", "arm64"):
         raise ConfigError(
-            f"{source}: quantization: {cfg.quantization} is not available on {platform.machine()}: "
+            f"{source}: quantization: {cfg.quantization} is not available on {machine} (linux/arm64): "
             "bitsandbytes QLoRA needs an x86_64 Linux machine with a CUDA GPU (PyPI's aarch64 torch is CPU only). "
             "Set quantization: none"
         )

@@ -8,6 +8,8 @@
 //!   FAKE_PULL=1          `pull` succeeds
 //!   FAKE_FAIL=SUB        subcommand SUB prints an engine-like error and exits 1 (`*`: every call)
 //!   FAKE_RUN_EXIT=N      `run` exits N
+//!   FAKE_ARCH            the engine's Architecture in `info` (default x86_64)
+//!   FAKE_IMAGE_ARCH      every present image's Architecture (default amd64)
 
 use std::io::Write;
 
@@ -60,10 +62,19 @@ fn main() {
             }
         }
         _ if daemon_down => down(),
+        "info" if args.iter().any(|a| a.contains("Architecture")) => {
+            let a = env("FAKE_ARCH");
+            println!("{}", if a.is_empty() { "x86_64" } else { &a });
+        }
         "image" if args.get(1).map(String::as_str) == Some("inspect") => {
             let wanted = args.last().cloned().unwrap_or_default();
             if env("FAKE_PRESENT").split(',').any(|p| p == wanted) {
-                println!("sha256:fake 123");
+                if args.iter().any(|a| a == "{{.Architecture}}") {
+                    let a = env("FAKE_IMAGE_ARCH");
+                    println!("{}", if a.is_empty() { "amd64" } else { &a });
+                } else {
+                    println!("sha256:fake 123");
+                }
             } else {
                 eprintln!("Error: No such image: {wanted}");
                 std::process::exit(1);

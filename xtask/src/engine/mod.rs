@@ -5,6 +5,8 @@
 pub mod cmd;
 mod reference;
 
+use crate::platform::Arch;
+
 pub use reference::validate_image_ref;
 
 use std::path::{Path, PathBuf};
@@ -195,8 +197,115 @@ pub fn docker_socket_ping() -> bool {
     head.starts_with("HTTP/1.") && head.split_whitespace().nth(1) == Some("200")
 }
 
+/// Exit 137 is SIGKILL, which from a container almost always means the engine's OOM killer.
+pub const KILLED: i32 = 137;
+
+/// The one line a task prints when a container it ran was killed (pure).
+pub fn killed_hint(code: i32) -> Option<&'static str> {
+    (code == KILLED).then_some(
+        "killed — usually out of memory; raise the engine's memory limit (Docker Desktop: Settings → Resources), or lower training.batch_size / max_length",
+    )
+}
+
+/// How an engine can run containers of another architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Emulation {
+    Native,
+    /// QEMU registered with binfmt_misc on this (local, Linux) engine's kernel.
+    Qemu,
+    /// Docker Desktop (macOS, Windows) or a remote engine: it brings its own emulation.
+    EngineProvided,
+    /// Not available; the fix.
+    Missing(String),
+}
+
+impl Emulation {
+    pub fn describe(&self) -> &str {
+        match self {
+            Emulation::Native => "native",
+            Emulation::Qemu => "emulated (QEMU via binfmt_misc)",
+            Emulation::EngineProvided => "emulated (the engine's own)",
+            Emulation::Missing(_) => "not available",
+        }
+    }
+}
+
+/// The fix for a missing emulation of `arch` (pure).
+pub fn emulation_fix(arch: Arch) -> String {
+    let m = arch.machine();
+    format!(
+        "{} needs QEMU emulation on this engine: sudo apt-get install qemu-user-static binfmt-support; \
+         sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc (if not mounted); \
+         sudo update-binfmts --enable qemu-{m}",
+        arch.platform()
+    )
+}
+
+/// Decide (pure): `local_linux` — the engine runs on this Linux kernel; `binfmt` — the state of
+/// /proc/sys/fs/binfmt_misc/qemu-<machine> (None: missing).
+pub fn emulation_for(
+    arch: Arch,
+    native: Arch,
+    local_linux: bool,
+    binfmt: Option<&str>,
+) -> Emulation {
+    if arch == native {
+        return Emulation::Native;
+    }
+    if !local_linux {
+        return Emulation::EngineProvided;
+    }
+    match binfmt {
+        Some(state) if state.lines().next().map(str::trim) == Some("enabled") => Emulation::Qemu,
+        _ => Emulation::Missing(emulation_fix(arch)),
+    }
+}
+
+/// Is the engine on this machine's kernel (a Linux host, the local socket, no other context)?
+pub fn engine_is_local_linux() -> bool {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    let context = std::env::var("DOCKER_CONTEXT").unwrap_or_default();
+    cfg!(target_os = "linux")
+        && (host.is_empty() || host.starts_with("unix://"))
+        && (context.is_empty() || context == "default")
+}
+
+/// What this engine offers for `arch` (reads binfmt_misc; starts nothing).
+pub fn emulation(arch: Arch, native: Arch) -> Emulation {
+    let state =
+        std::fs::read_to_string(format!("/proc/sys/fs/binfmt_misc/qemu-{}", arch.machine())).ok();
+    emulation_for(arch, native, engine_is_local_linux(), state.as_deref())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn emulation_decisions() {
+        use super::{emulation_for, Emulation};
+        use crate::platform::Arch::*;
+        assert_eq!(emulation_for(Amd64, Amd64, true, None), Emulation::Native);
+        assert_eq!(
+            emulation_for(
+                Arm64,
+                Amd64,
+                true,
+                Some("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
+            ),
+            Emulation::Qemu
+        );
+        assert!(
+            matches!(emulation_for(Arm64, Amd64, true, Some("disabled\n")), Emulation::Missing(f) if f.contains("update-binfmts --enable qemu-aarch64"))
+        );
+        assert!(matches!(
+            emulation_for(Arm64, Amd64, true, None),
+            Emulation::Missing(_)
+        ));
+        assert_eq!(
+            emulation_for(Amd64, Arm64, false, None),
+            Emulation::EngineProvided
+        );
+    }
+
     use super::*;
 
     fn on_path(names: &'static [&'static str]) -> impl Fn(&str) -> Option<PathBuf> {

@@ -8,6 +8,7 @@ use crate::engine::cmd::{self, BuildSpec};
 use crate::engine::validate_image_ref;
 use crate::error::{fail, usage, Result};
 use crate::exec::Proc;
+use crate::platform::{self, Arch};
 use crate::{git, policy};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -22,11 +23,15 @@ pub fn mmdebstrap_cmd(
     sh: &Shell,
     suite: &str,
     mirror: Option<&str>,
+    arch: Option<Arch>,
     out: &Path,
     epoch: &str,
 ) -> Proc {
-    let mut cmd = sh
-        .cmd("mmdebstrap")
+    let mut cmd = sh.cmd("mmdebstrap");
+    if let Some(a) = arch {
+        cmd = cmd.arg(format!("--architectures={}", a.name()));
+    }
+    let mut cmd = cmd
         .args([
             "--quiet",
             "--variant=minbase",
@@ -61,12 +66,27 @@ pub fn work_dir(root: &Path, tag: &str) -> PathBuf {
 }
 
 pub fn run(ctx: &Ctx, args: &BaseImageArgs) -> Result<()> {
-    validate_image_ref(&args.tag).map_err(|e| usage(format!("--tag {:?}: {e}", args.tag)))?;
-    build(ctx, &args.tag, &args.suite, args.mirror.as_deref())
+    if let Some(tag) = &args.tag {
+        validate_image_ref(tag).map_err(|e| usage(format!("--tag {tag:?}: {e}")))?;
+    }
+    let target = crate::tasks::image::target::resolve(ctx, args.platform.as_deref())?;
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| platform::debian_base(target.arch(), target.native));
+    let foreign = target.foreign().then_some(target.arch());
+    build(ctx, &tag, &args.suite, args.mirror.as_deref(), foreign)
 }
 
-/// Build the base image under `tag`.
-pub fn build(ctx: &Ctx, tag: &str, suite: &str, mirror: Option<&str>) -> Result<()> {
+/// Build the base image under `tag`, for the engine's platform or for `foreign`
+/// (mmdebstrap --architectures, emulated).
+pub fn build(
+    ctx: &Ctx,
+    tag: &str,
+    suite: &str,
+    mirror: Option<&str>,
+    foreign: Option<Arch>,
+) -> Result<()> {
     let started = Instant::now();
     let recipe = ctx.path(policy::BASE_DOCKERFILE);
     if !recipe.is_file() {
@@ -78,6 +98,18 @@ pub fn build(ctx: &Ctx, tag: &str, suite: &str, mirror: Option<&str>) -> Result<
             return Err(fail(msg));
         }
         println!("# would fail: {msg}");
+    }
+    if let Some(a) = foreign {
+        if which::which("arch-test").is_err() {
+            let msg = format!(
+                "mmdebstrap needs `arch-test` to build for {} on this machine: `sudo apt-get install arch-test qemu-user-static binfmt-support`",
+                a.platform()
+            );
+            if !ctx.dry_run() {
+                return Err(fail(msg));
+            }
+            println!("# would fail: {msg}");
+        }
     }
     let engine = ctx.engine()?;
     ctx.engine_ready()?;
@@ -95,7 +127,7 @@ pub fn build(ctx: &Ctx, tag: &str, suite: &str, mirror: Option<&str>) -> Result<
         policy::DEBIAN_BASE_PACKAGES
     ));
     let code = ctx.status(
-        mmdebstrap_cmd(&ctx.sh, suite, mirror, &partial, &epoch),
+        mmdebstrap_cmd(&ctx.sh, suite, mirror, foreign, &partial, &epoch),
         Default::default(),
     )?;
     if code != 0 {
@@ -116,6 +148,7 @@ pub fn build(ctx: &Ctx, tag: &str, suite: &str, mirror: Option<&str>) -> Result<
             (policy::OCI_TITLE.into(), policy::BASE_TITLE.into()),
             ("dev.lexalign.source-date-epoch".into(), epoch),
         ],
+        platform: foreign.map(|a| a.platform().to_string()),
         ..Default::default()
     };
     let mode = crate::tasks::image::buildkit(ctx, engine)?;
@@ -157,6 +190,7 @@ mod tests {
             &sh,
             "bookworm",
             Some("http://m/debian"),
+            None,
             Path::new("/w/r.tar"),
             "9",
         );
@@ -167,8 +201,18 @@ mod tests {
         assert!(argv.contains(&"--variant=minbase".to_string()));
         assert!(argv.contains(&format!("--include={}", policy::DEBIAN_BASE_PACKAGES)));
         assert_eq!(argv.last().unwrap(), "http://m/debian");
-        let argv = mmdebstrap_cmd(&sh, "bookworm", None, Path::new("/w/rootfs.tar"), "1").argv();
+        assert!(!argv.iter().any(|a| a.starts_with("--architectures")));
+        let argv = mmdebstrap_cmd(
+            &sh,
+            "bookworm",
+            None,
+            Some(Arch::Arm64),
+            Path::new("/w/rootfs.tar"),
+            "1",
+        )
+        .argv();
         assert_eq!(&argv[argv.len() - 2..], ["bookworm", "/w/rootfs.tar"]);
+        assert_eq!(argv[1], "--architectures=arm64");
     }
 
     #[test]

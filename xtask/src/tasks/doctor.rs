@@ -2,9 +2,10 @@
 //! required row fails. The HF_TOKEN value is never printed.
 
 use crate::ctx::Ctx;
-use crate::engine::{cmd, Engine};
+use crate::engine::{cmd, Emulation, Engine};
 use crate::error::{fail, Result};
 use crate::exec::Proc;
+use crate::platform::{self, Arch};
 use crate::policy::{self, DEBIAN_BASE, SLIM_BASE};
 use crate::tasks::image;
 use crate::util;
@@ -140,6 +141,23 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 Some(err.to_string()),
             )),
         }
+        if daemon_ok {
+            if let Some(native) = ctx.engine_arch() {
+                let emulation: Vec<(Arch, Emulation)> = platform::ALL
+                    .iter()
+                    .map(|a| (*a, crate::engine::emulation(*a, native)))
+                    .collect();
+                rows.push(platforms_row(&emulation));
+            }
+            let res = ctx
+                .capture(cmd::info(e, &ctx.sh, "{{.NCPU}} {{.MemTotal}}"))?
+                .answer()
+                .unwrap_or_default();
+            let mut it = res.split_whitespace().map(|v| v.parse::<u64>().ok());
+            if let (Some(Some(cpus)), Some(Some(mem))) = (it.next(), it.next()) {
+                rows.push(resources_row(cpus, mem));
+            }
+        }
     } else {
         rows.push(row(
             "daemon",
@@ -259,9 +277,91 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Which platforms this engine builds and runs, native or emulated (pure).
+pub fn platforms_row(emulation: &[(Arch, Emulation)]) -> Row {
+    let detail = emulation
+        .iter()
+        .map(|(a, e)| format!("{} {}", a.platform(), e.describe()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let missing = emulation.iter().find_map(|(_, e)| match e {
+        Emulation::Missing(fix) => Some(fix.clone()),
+        _ => None,
+    });
+    match missing {
+        Some(fix) => row("platforms", Status::Warn, detail, Some(fix)),
+        None => row("platforms", Status::Ok, detail, None),
+    }
+}
+
+/// Memory a tiny-model run needs, and a 1B-parameter LoRA in fp32 on CPU (weights 4 GB, the
+/// frozen copy's activations, optimizer state for the adapter, the dataset).
+pub const MEM_TINY: u64 = 4 << 30;
+pub const MEM_1B_LORA: u64 = 16 << 30;
+
+/// The engine's CPUs and memory against what training needs (pure).
+pub fn resources_row(cpus: u64, mem: u64) -> Row {
+    let gib = mem as f64 / (1u64 << 30) as f64;
+    let detail = format!("{cpus} CPUs, {gib:.1} GiB memory");
+    let raise = "raise the engine's CPU and memory limits (Docker Desktop: Settings → Resources)";
+    if cpus < 2 || mem < MEM_TINY {
+        return row(
+            "resources",
+            Status::Warn,
+            format!("{detail}: below a tiny-model run's 2 CPUs and 4 GiB"),
+            Some(format!(
+                "{raise}; containers killed with exit 137 ran out of memory"
+            )),
+        );
+    }
+    if mem < MEM_1B_LORA {
+        return row(
+            "resources",
+            Status::Warn,
+            format!(
+                "{detail}: enough for tiny models; a 1B-parameter LoRA on CPU needs about 16 GiB"
+            ),
+            Some(raise.into()),
+        );
+    }
+    row(
+        "resources",
+        Status::Ok,
+        format!("{detail} (a 1B-parameter LoRA on CPU needs about 16 GiB)"),
+        None,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_and_resource_rows() {
+        let r = platforms_row(&[
+            (Arch::Amd64, Emulation::Native),
+            (Arch::Arm64, Emulation::Qemu),
+        ]);
+        assert_eq!(r.status, Status::Ok);
+        assert_eq!(
+            r.detail,
+            "linux/amd64 native, linux/arm64 emulated (QEMU via binfmt_misc)"
+        );
+        let r = platforms_row(&[
+            (Arch::Amd64, Emulation::Native),
+            (
+                Arch::Arm64,
+                Emulation::Missing(crate::engine::emulation_fix(Arch::Arm64)),
+            ),
+        ]);
+        assert_eq!(r.status, Status::Warn);
+        assert!(r.fix.unwrap().contains("qemu-user-static"));
+        assert_eq!(resources_row(8, 32 << 30).status, Status::Ok);
+        let r = resources_row(2, 8 << 30);
+        assert!(r.status == Status::Warn && r.detail.contains("16 GiB"));
+        let r = resources_row(1, 2 << 30);
+        assert!(r.status == Status::Warn && r.fix.unwrap().contains("137"));
+    }
 
     #[test]
     fn failing_rows_show_their_fix() {

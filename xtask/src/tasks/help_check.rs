@@ -96,7 +96,10 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     if out.planned {
         return Ok(());
     }
-    let container = format!("container exit {}: {}", out.code, out.first_error_line());
+    let container = match crate::engine::killed_hint(out.code) {
+        Some(hint) => format!("container exit {}: {hint}", out.code),
+        None => format!("container exit {}: {}", out.code, out.first_error_line()),
+    };
     let (lines, failed) = verdicts(&CLIS, &parse(&out.stdout), &container);
     for l in lines {
         println!("{l}");

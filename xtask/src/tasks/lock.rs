@@ -125,7 +125,8 @@ pub fn run(ctx: &Ctx, args: &LockArgs) -> Result<()> {
     };
     let ca = policy::resolve_ca_bundle(args.ca_bundle.as_deref())?;
     let engine = ctx.engine_ready()?;
-    let base = image::base::resolve_base(ctx, "auto")?;
+    let native = ctx.engine_arch().unwrap_or(crate::platform::Arch::Amd64);
+    let base = image::base::resolve_base(ctx, "auto", native, native)?;
 
     // A scratch copy: the resolver writes there, and the real lock changes only on success.
     let work = ctx
@@ -260,6 +261,7 @@ mod tests {
             name: n.into(),
             version: v.into(),
             marker: None,
+            wheels: Vec::new(),
         };
         let old = Lock {
             packages: vec![p("rich", "13.9.4"), p("gone", "1"), p("same", "2")],

@@ -163,11 +163,10 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     let run = |cmd: &[&str]| -> Proc { cmd::run(engine, &ctx.sh, &smoke_spec(ctx, cmd)) };
     let mut checks = Vec::new();
     let probe = ctx.capture(run(&["python", "-c", &probe_script()]))?;
-    checks.extend(probe_checks(
-        &parse_kv(&probe.stdout),
-        &lock,
-        &probe.first_error_line(),
-    ));
+    let probe_err = crate::engine::killed_hint(probe.code)
+        .map(str::to_string)
+        .unwrap_or_else(|| probe.first_error_line());
+    checks.extend(probe_checks(&parse_kv(&probe.stdout), &lock, &probe_err));
     let check = ctx.capture(run(&[
         "uv",
         "pip",
@@ -240,6 +239,7 @@ mod tests {
             name: n.into(),
             version: v.into(),
             marker: None,
+            wheels: Vec::new(),
         };
         Lock {
             packages: PACKAGES

@@ -191,6 +191,7 @@ pub fn lock_change(b: &Bench) -> Result<Vec<Row>> {
             name: "rich".into(),
             version: alt.into(),
             marker: None,
+            wheels: Vec::new(),
         }],
     };
     let py_b = pins::sync(&py_a, &py, &one, false)?.text;

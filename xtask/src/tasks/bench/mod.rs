@@ -8,7 +8,8 @@
 //! measured;
 //! report.rs: verdicts and the reports.
 
-pub mod builds;
+mod arm64;
+mod builds;
 pub mod measure;
 pub mod report;
 pub mod rows;
@@ -61,6 +62,7 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
             Group::XtaskCompile => measure::xtask_compile(&b)?,
             Group::TrainOverhead => measure::train_overhead(&b)?,
             Group::Packing => measure::packing(&b)?,
+            Group::Arm64 => arm64::arm64(&b, args.quick)?,
             Group::Download => measure::download(&b)?,
         };
         out.extend(rows);

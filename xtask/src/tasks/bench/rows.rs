@@ -14,6 +14,7 @@ pub enum Group {
     TrainOverhead,
     Packing,
     Download,
+    Arm64,
 }
 
 impl Group {
@@ -37,12 +38,13 @@ impl Group {
             Group::TrainOverhead => &["train-overhead"],
             Group::Packing => &["packing"],
             Group::Download => &["download", "download-link"],
+            Group::Arm64 => &["arm64-image-size", "arm64-build"],
         }
     }
 }
 
 /// Every group, in the order the report lists them.
-pub const GROUPS: [Group; 10] = [
+pub const GROUPS: [Group; 11] = [
     Group::ColdBuild,
     Group::Rebuilds,
     Group::LockChange,
@@ -53,6 +55,7 @@ pub const GROUPS: [Group; 10] = [
     Group::TrainOverhead,
     Group::Packing,
     Group::Download,
+    Group::Arm64,
 ];
 
 /// Every id the bench can print.

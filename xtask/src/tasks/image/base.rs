@@ -1,19 +1,23 @@
-//! Which base image a build uses, and building the Debian one when it is missing.
+//! Which base image a build uses, and building the Debian one when it is missing. Per
+//! platform: a local image counts only when its Architecture is the target's, `python:3.11-slim`
+//! is pulled only for the engine's own platform (a pull for another would retag the native
+//! one), and the Debian-built base has a tag per foreign platform.
 
 use crate::ctx::Ctx;
 use crate::engine::cmd;
 use crate::error::{fail, Result};
-use crate::policy::{self, DEBIAN_BASE, SLIM_BASE};
+use crate::platform::{self, Arch};
+use crate::policy::{self, SLIM_BASE};
 use std::time::Duration;
 
 /// What the base-selection logic can ask about the machine.
 pub trait BaseProbe {
-    fn present(&mut self, reference: &str) -> bool;
+    /// The Architecture of a local image (None: not present, or unknown).
+    fn arch_of(&mut self, reference: &str) -> Option<Arch>;
     fn pull(&mut self, reference: &str) -> bool;
     fn can_build_debian_base(&mut self) -> bool;
 }
 
-/// The chosen base: the reference, whether it must be built first, and why (printed).
 #[derive(Debug, PartialEq, Eq)]
 pub struct BaseChoice {
     pub reference: String,
@@ -21,15 +25,27 @@ pub struct BaseChoice {
     pub why: String,
 }
 
-/// Base selection (pure over the probe). `auto`: python:3.11-slim if present or pullable,
-/// else the Debian-built base (built on the spot when missing and possible).
-pub fn choose_base(requested: &str, probe: &mut dyn BaseProbe) -> Result<BaseChoice, String> {
-    let debian = DEBIAN_BASE;
+/// Choose the base for a build of `arch` on an engine whose own architecture is `native`.
+pub fn choose_base(
+    requested: &str,
+    arch: Arch,
+    native: Arch,
+    probe: &mut dyn BaseProbe,
+) -> Result<BaseChoice, String> {
+    let debian = platform::debian_base(arch, native);
+    let plat = arch.platform();
+    let here = |probe: &mut dyn BaseProbe, r: &str| probe.arch_of(r) == Some(arch);
     if requested != "auto" {
-        if requested == debian && !probe.present(debian) {
+        if let Some(other) = probe.arch_of(requested).filter(|a| *a != arch) {
+            return Err(format!(
+                "--base-image {requested} is {}, not {plat}; pass a base for {plat} (or `auto`)",
+                other.platform()
+            ));
+        }
+        if requested == debian && !here(probe, &debian) {
             if probe.can_build_debian_base() {
                 return Ok(BaseChoice {
-                    reference: debian.into(),
+                    reference: debian,
                     build_first: true,
                     why: "requested with --base-image and not present: building it with mmdebstrap"
                         .into(),
@@ -37,7 +53,7 @@ pub fn choose_base(requested: &str, probe: &mut dyn BaseProbe) -> Result<BaseCho
             }
             return Err(format!(
                 "base image {debian} is not present and mmdebstrap is missing; install it \
-                 (`apt-get install mmdebstrap`) or run `cargo xtask base-image` on a Debian/Ubuntu host"
+                 (`apt-get install mmdebstrap`) or run `cargo xtask base-image --platform {plat}` on a Debian/Ubuntu host"
             ));
         }
         return Ok(BaseChoice {
@@ -46,41 +62,42 @@ pub fn choose_base(requested: &str, probe: &mut dyn BaseProbe) -> Result<BaseCho
             why: "requested with --base-image".into(),
         });
     }
-    if probe.present(SLIM_BASE) {
+    if here(probe, SLIM_BASE) {
         return Ok(BaseChoice {
             reference: SLIM_BASE.into(),
             build_first: false,
-            why: format!("{SLIM_BASE} is present locally"),
+            why: format!("{SLIM_BASE} is present locally ({plat})"),
         });
     }
-    if probe.pull(SLIM_BASE) {
+    if arch == native && probe.arch_of(SLIM_BASE).is_none() && probe.pull(SLIM_BASE) {
         return Ok(BaseChoice {
             reference: SLIM_BASE.into(),
             build_first: false,
             why: format!("{SLIM_BASE} was pulled from its registry"),
         });
     }
-    if probe.present(debian) {
+    let slim_why = if arch == native {
+        format!("{SLIM_BASE} is neither present nor pullable")
+    } else {
+        format!("no local {SLIM_BASE} for {plat} (pulling one would retag the native image)")
+    };
+    if here(probe, &debian) {
         return Ok(BaseChoice {
-            reference: debian.into(),
+            reference: debian.clone(),
             build_first: false,
-            why: format!(
-                "{SLIM_BASE} is neither present nor pullable; {debian} is present locally"
-            ),
+            why: format!("{slim_why}; {debian} is present locally"),
         });
     }
     if probe.can_build_debian_base() {
         return Ok(BaseChoice {
-            reference: debian.into(),
+            reference: debian.clone(),
             build_first: true,
-            why: format!(
-                "{SLIM_BASE} is neither present nor pullable; building {debian} from Debian packages"
-            ),
+            why: format!("{slim_why}; building {debian} from Debian packages"),
         });
     }
     Err(format!(
-        "no base image: {SLIM_BASE} cannot be pulled, {debian} is missing and mmdebstrap is not installed; \
-         install mmdebstrap (`apt-get install mmdebstrap`) and run `cargo xtask base-image`, or pass --base-image REF"
+        "no base image for {plat}: {slim_why}, {debian} is missing and mmdebstrap is not installed; \
+         install mmdebstrap (`apt-get install mmdebstrap`) and run `cargo xtask base-image --platform {plat}`, or pass --base-image REF"
     ))
 }
 
@@ -89,8 +106,8 @@ struct EngineProbe<'a> {
 }
 
 impl BaseProbe for EngineProbe<'_> {
-    fn present(&mut self, reference: &str) -> bool {
-        self.ctx.image_id(reference).is_some()
+    fn arch_of(&mut self, reference: &str) -> Option<Arch> {
+        Arch::from_engine(&self.ctx.image_arch(reference)?)
     }
     fn pull(&mut self, reference: &str) -> bool {
         let Ok(e) = self.ctx.engine() else {
@@ -99,7 +116,6 @@ impl BaseProbe for EngineProbe<'_> {
         if !self.ctx.dry_run() {
             self.ctx.info(format!("base: trying to pull {reference} …"));
         }
-        // A dry run prints the pull and takes the no-pull path.
         self.ctx
             .exec
             .within(cmd::pull(e, &self.ctx.sh, reference), pull_timeout())
@@ -118,12 +134,19 @@ fn pull_timeout() -> Duration {
     Duration::from_secs(s)
 }
 
-/// Select the base (and build the Debian one when needed); returns its reference.
-pub fn resolve_base(ctx: &Ctx, requested: &str) -> Result<String> {
-    let choice = choose_base(requested, &mut EngineProbe { ctx }).map_err(fail)?;
+/// Choose (and if needed build) the base for a build of `arch`.
+pub fn resolve_base(ctx: &Ctx, requested: &str, arch: Arch, native: Arch) -> Result<String> {
+    let choice = choose_base(requested, arch, native, &mut EngineProbe { ctx }).map_err(fail)?;
     ctx.info(format!("base: {} ({})", choice.reference, choice.why));
     if choice.build_first {
-        crate::tasks::base_image::build(ctx, &choice.reference, policy::DEBIAN_SUITE, None)?;
+        let platform = (arch != native).then_some(arch);
+        crate::tasks::base_image::build(
+            ctx,
+            &choice.reference,
+            policy::DEBIAN_SUITE,
+            None,
+            platform,
+        )?;
     }
     Ok(choice.reference)
 }
@@ -131,16 +154,18 @@ pub fn resolve_base(ctx: &Ctx, requested: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::Arch::{Amd64, Arm64};
+    use crate::policy::DEBIAN_BASE;
 
     struct Fake {
-        present: Vec<&'static str>,
+        present: Vec<(&'static str, Arch)>,
         pullable: bool,
         mmdebstrap: bool,
         pulled: Vec<String>,
     }
     impl BaseProbe for Fake {
-        fn present(&mut self, r: &str) -> bool {
-            self.present.contains(&r)
+        fn arch_of(&mut self, r: &str) -> Option<Arch> {
+            self.present.iter().find(|(n, _)| *n == r).map(|(_, a)| *a)
         }
         fn pull(&mut self, r: &str) -> bool {
             self.pulled.push(r.into());
@@ -150,7 +175,7 @@ mod tests {
             self.mmdebstrap
         }
     }
-    fn fake(present: Vec<&'static str>, pullable: bool, mmdebstrap: bool) -> Fake {
+    fn fake(present: Vec<(&'static str, Arch)>, pullable: bool, mmdebstrap: bool) -> Fake {
         Fake {
             present,
             pullable,
@@ -161,8 +186,8 @@ mod tests {
 
     #[test]
     fn base_prefers_local_slim_without_pulling() {
-        let mut f = fake(vec![SLIM_BASE], true, true);
-        let c = choose_base("auto", &mut f).unwrap();
+        let mut f = fake(vec![(SLIM_BASE, Amd64)], true, true);
+        let c = choose_base("auto", Amd64, Amd64, &mut f).unwrap();
         assert_eq!(c.reference, SLIM_BASE);
         assert!(!c.build_first && f.pulled.is_empty());
     }
@@ -170,7 +195,7 @@ mod tests {
     #[test]
     fn base_pulls_slim_when_possible() {
         let mut f = fake(vec![], true, true);
-        let c = choose_base("auto", &mut f).unwrap();
+        let c = choose_base("auto", Amd64, Amd64, &mut f).unwrap();
         assert_eq!(c.reference, SLIM_BASE);
         assert_eq!(f.pulled, vec![SLIM_BASE.to_string()]);
         assert!(c.why.contains("pulled"));
@@ -178,25 +203,56 @@ mod tests {
 
     #[test]
     fn base_falls_back_to_debian() {
-        let mut f = fake(vec![DEBIAN_BASE], false, false);
-        let c = choose_base("auto", &mut f).unwrap();
+        let mut f = fake(vec![(DEBIAN_BASE, Amd64)], false, false);
+        let c = choose_base("auto", Amd64, Amd64, &mut f).unwrap();
         assert_eq!(c.reference, DEBIAN_BASE);
         assert!(!c.build_first);
         let mut f = fake(vec![], false, true);
-        let c = choose_base("auto", &mut f).unwrap();
+        let c = choose_base("auto", Amd64, Amd64, &mut f).unwrap();
         assert!(c.build_first && c.why.contains("neither present nor pullable"));
         let mut f = fake(vec![], false, false);
-        let e = choose_base("auto", &mut f).unwrap_err();
+        let e = choose_base("auto", Amd64, Amd64, &mut f).unwrap_err();
         assert!(e.contains("apt-get install mmdebstrap"));
     }
 
     #[test]
     fn explicit_base_is_used_as_is() {
         let mut f = fake(vec![], false, false);
-        let c = choose_base("debian:bookworm", &mut f).unwrap();
+        let c = choose_base("debian:bookworm", Amd64, Amd64, &mut f).unwrap();
         assert_eq!(c.reference, "debian:bookworm");
         assert!(f.pulled.is_empty());
         let mut f = fake(vec![], false, true);
-        assert!(choose_base(DEBIAN_BASE, &mut f).unwrap().build_first);
+        assert!(
+            choose_base(DEBIAN_BASE, Amd64, Amd64, &mut f)
+                .unwrap()
+                .build_first
+        );
+    }
+
+    #[test]
+    fn a_foreign_platform_gets_its_own_base_and_never_pulls() {
+        // an amd64 python:3.11-slim and the amd64 Debian base do not count for arm64
+        let mut f = fake(vec![(SLIM_BASE, Amd64), (DEBIAN_BASE, Amd64)], true, true);
+        let c = choose_base("auto", Arm64, Amd64, &mut f).unwrap();
+        assert_eq!(c.reference, format!("{DEBIAN_BASE}-arm64"));
+        assert!(c.build_first && f.pulled.is_empty(), "{c:?}");
+        let arm = "lexalign/python:3.11-bookworm-arm64";
+        let mut f = fake(vec![(arm, Arm64)], true, false);
+        let c = choose_base("auto", Arm64, Amd64, &mut f).unwrap();
+        assert_eq!((c.reference.as_str(), c.build_first), (arm, false));
+        // an arm64 python:3.11-slim present locally is used for arm64, and not for amd64
+        let mut f = fake(vec![(SLIM_BASE, Arm64)], true, true);
+        assert_eq!(
+            choose_base("auto", Arm64, Amd64, &mut f).unwrap().reference,
+            SLIM_BASE
+        );
+        let mut f = fake(vec![(SLIM_BASE, Arm64)], true, true);
+        let c = choose_base("auto", Amd64, Amd64, &mut f).unwrap();
+        assert_eq!(c.reference, DEBIAN_BASE);
+        assert!(f.pulled.is_empty(), "pulling would replace the arm64 tag");
+        // an explicit base of the wrong architecture is refused
+        let mut f = fake(vec![(DEBIAN_BASE, Amd64)], false, false);
+        let e = choose_base(DEBIAN_BASE, Arm64, Amd64, &mut f).unwrap_err();
+        assert!(e.contains("is linux/amd64, not linux/arm64"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //! whether the dependency stages came from the cache, and the image's id, size and build time.
 
 pub mod base;
+pub mod target;
 
 use crate::cli::ImageArgs;
 use crate::ctx::Ctx;
@@ -139,8 +140,9 @@ pub fn check_inputs(root: &Path) -> Result<Vec<u8>> {
 
 pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
     let started = Instant::now();
-    let tag = args.tag.clone().unwrap_or_else(|| ctx.image().to_string());
-    validate_image_ref(&tag).map_err(|e| usage(format!("--tag {tag:?}: {e}")))?;
+    if let Some(tag) = &args.tag {
+        validate_image_ref(tag).map_err(|e| usage(format!("--tag {tag:?}: {e}")))?;
+    }
     if args.base_image != "auto" {
         validate_image_ref(&args.base_image)
             .map_err(|e| usage(format!("--base-image {:?}: {e}", args.base_image)))?;
@@ -149,8 +151,20 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
     let ca_bundle = policy::resolve_ca_bundle(args.ca_bundle.as_deref())?;
     let engine = ctx.engine()?;
     let mode = buildkit(ctx, engine)?;
-    ctx.engine_ready()?;
-    let base = base::resolve_base(ctx, &args.base_image)?;
+    if !ctx.dry_run() {
+        ctx.engine_ready()?;
+    }
+    let target = target::resolve(ctx, args.platform.as_deref())?;
+    let tag = target::image_tag(ctx, args.tag.as_deref(), &target);
+    if target.foreign() {
+        ctx.info(format!(
+            "platform: {} on a {} engine, {} — expect a slower build",
+            target.arch().platform(),
+            target.native.platform(),
+            target.emulation.describe()
+        ));
+    }
+    let base = base::resolve_base(ctx, &args.base_image, target.arch(), target.native)?;
     if let Some(ca) = &ca_bundle {
         ctx.info(format!(
             "CA bundle: {} (as a build secret, not stored in the image)",
@@ -168,7 +182,7 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
             .map(|p| (policy::CA_SECRET_ID.to_string(), p.clone()))
             .collect(),
         no_cache: args.no_cache,
-        platform: args.platform.clone(),
+        platform: target.platform_arg(),
     };
     let previous = ctx.image_id(&tag);
     let quiet = ctx.g.quiet;
@@ -200,13 +214,14 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
         .capture(cmd::image_inspect(
             engine,
             &ctx.sh,
-            "{{.Id}} {{.Size}}",
+            "{{.Id}} {{.Size}} {{.Architecture}}",
             &tag,
         ))?
         .stdout;
     let mut parts = inspect.split_whitespace();
     let id = parts.next().unwrap_or("?").to_string();
     let size: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let built_arch = parts.next().unwrap_or("?").to_string();
     // The image this build replaced is untagged now: remove it rather than leak gigabytes per
     // rebuild (`rmi` without -f: kept when a container or another tag still uses it).
     if let Some(old) = previous.filter(|old| *old != id) {
@@ -233,6 +248,7 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
     println!("image:   {tag}");
     println!("id:      {id}");
     println!("size:    {} ({size} bytes)", human_bytes(size));
+    println!("arch:    {built_arch}");
     println!("base:    {base}");
     println!("deps:    {}", deps_summary(&log));
     println!("seconds: {:.1}", started.elapsed().as_secs_f64());
