@@ -1,0 +1,193 @@
+//! Registry references for `push` and `pull` (pure): `--registry HOST[:PORT]/NAMESPACE`, the
+//! repository an image goes to, and the tags it gets (by lock hash, by git revision, latest,
+//! and `<tag>-<arch>` per platform under a manifest list).
+
+use crate::platform::Arch;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    /// `HOST[:PORT]`
+    pub host: String,
+    /// One or more path components, e.g. `team/ml`.
+    pub namespace: String,
+}
+
+impl Registry {
+    /// Parse `HOST[:PORT]/NAMESPACE`. The host must look like a registry host (a dot, a port,
+    /// or `localhost`), or the engine would read it as a Docker Hub user.
+    pub fn parse(s: &str) -> Result<Registry, String> {
+        let hint = "use HOST[:PORT]/NAMESPACE, e.g. 127.0.0.1:5000/lexalign or ghcr.io/my-org";
+        let s = s.trim().trim_end_matches('/');
+        if s.contains("://") {
+            return Err(format!("--registry {s}: no scheme; {hint}"));
+        }
+        if s.contains('@') {
+            return Err(format!(
+                "--registry: credentials do not go on the command line; log in with `docker login HOST` and {hint}"
+            ));
+        }
+        let Some((host, namespace)) = s.split_once('/') else {
+            return Err(format!("--registry {s}: no namespace; {hint}"));
+        };
+        let (name, port) = match host.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        };
+        let host_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            && (name.contains('.') || name == "localhost" || port.is_some());
+        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !host_ok || !port_ok {
+            return Err(format!("--registry {s}: {host:?} is not a registry host; {hint}"));
+        }
+        let ns_ok = !namespace.is_empty()
+            && namespace.split('/').all(|c| {
+                !c.is_empty()
+                    && c.chars().all(|ch| {
+                        ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch)
+                    })
+                    && c.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
+            });
+        if !ns_ok {
+            return Err(format!(
+                "--registry {s}: namespace {namespace:?} must be lowercase letters, digits, '.', '_', '-' (and '/'); {hint}"
+            ));
+        }
+        Ok(Registry {
+            host: host.to_string(),
+            namespace: namespace.to_string(),
+        })
+    }
+
+    /// A loopback registry (plain HTTP is fine there; engines allow 127.0.0.0/8 by default).
+    pub fn is_loopback(&self) -> bool {
+        let name = self.host.rsplit_once(':').map_or(self.host.as_str(), |(n, _)| n);
+        name == "localhost" || name.starts_with("127.") || name == "[::1]"
+    }
+
+    /// `HOST/NS/<repository>` for a local image reference (`lexalign-dev:latest` →
+    /// `HOST/NS/lexalign-dev`).
+    pub fn repository(&self, image: &str) -> String {
+        let name = repo_name(image);
+        let last = name.rsplit('/').next().unwrap_or(name);
+        format!("{}/{}/{last}", self.host, self.namespace)
+    }
+}
+
+/// The repository part of a reference (without tag or digest).
+pub fn repo_name(image: &str) -> &str {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    match no_digest.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name,
+        _ => no_digest,
+    }
+}
+
+/// The tag for a lock: `lock-<first 12 hex of its sha256>`.
+pub fn lock_tag(lock_sha256: &str) -> String {
+    format!("lock-{}", &lock_sha256[..12.min(lock_sha256.len())])
+}
+
+/// The tags a push gives: lock, git revision (only for a clean tree), latest.
+pub fn tags(lock_sha256: &str, revision: Option<&str>) -> Vec<String> {
+    let mut t = vec![lock_tag(lock_sha256)];
+    if let Some(r) = revision {
+        t.push(r.to_string());
+    }
+    t.push("latest".into());
+    t
+}
+
+/// `<tag>-<arch>`: one platform's image under a manifest list.
+pub fn arch_tag(tag: &str, arch: Arch) -> String {
+    format!("{tag}-{}", arch.name())
+}
+
+/// The digest a `push` or `manifest push` printed (`… digest: sha256:… size: …`, or a bare
+/// `sha256:…` line).
+pub fn pushed_digest(output: &str) -> Option<String> {
+    output.lines().rev().find_map(|l| {
+        let at = l.find("sha256:")?;
+        let d: String = l[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
+            .collect();
+        (d.len() == 7 + 64).then_some(d)
+    })
+}
+
+/// One line for a failed push/pull, from the engine's error (credentials never appear in it:
+/// the engine's own login is used, and we print only our words and the host).
+pub fn explain_failure(host: &str, stderr: &str) -> String {
+    let low = stderr.to_lowercase();
+    let cause = if low.contains("connection refused") {
+        "connection refused — is the registry running?"
+    } else if low.contains("no such host") || low.contains("name resolution") {
+        "the host name does not resolve"
+    } else if low.contains("manifest unknown") || low.contains("not found") {
+        "no such tag there — push it first (`cargo xtask push --registry …`)"
+    } else if low.contains("unauthorized") || low.contains("denied") {
+        "access denied — log in with `docker login` (the xtask never takes credentials)"
+    } else if low.contains("server gave http response to https client") {
+        "the registry speaks plain HTTP — add it to the engine's insecure-registries, or use TLS"
+    } else if low.contains("timeout") || low.contains("deadline") {
+        "timed out"
+    } else {
+        "the engine's error was not recognised"
+    };
+    let first = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let first: String = first.chars().take(300).collect();
+    format!("registry {host}: {cause} ({first})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_references() {
+        let r = Registry::parse("127.0.0.1:5000/lexalign").unwrap();
+        assert_eq!(r.host, "127.0.0.1:5000");
+        assert!(r.is_loopback());
+        assert_eq!(r.repository("lexalign-dev:latest"), "127.0.0.1:5000/lexalign/lexalign-dev");
+        assert_eq!(r.repository("localhost:5000/x/y:tag"), "127.0.0.1:5000/lexalign/y");
+        let r = Registry::parse("ghcr.io/my-org/ml/").unwrap();
+        assert_eq!((r.host.as_str(), r.namespace.as_str()), ("ghcr.io", "my-org/ml"));
+        assert!(!r.is_loopback());
+        assert!(Registry::parse("localhost/team").is_ok());
+        for bad in [
+            "myuser",
+            "myuser/repo",
+            "https://ghcr.io/x",
+            "127.0.0.1:5000",
+            "127.0.0.1:99999/x",
+            "user:pw@ghcr.io/x",
+            "ghcr.io/My_Org",
+            "ghcr.io//x",
+        ] {
+            assert!(Registry::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Registry::parse("user:pw@ghcr.io/x").unwrap_err().contains("docker login"));
+    }
+
+    #[test]
+    fn tags_and_digests() {
+        let sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(lock_tag(sha), "lock-0123456789ab");
+        assert_eq!(tags(sha, None), ["lock-0123456789ab", "latest"]);
+        assert_eq!(tags(sha, Some("deadbeef")), ["lock-0123456789ab", "deadbeef", "latest"]);
+        assert_eq!(arch_tag("latest", Arch::Arm64), "latest-arm64");
+        let out = "abc: Pushed\nlatest: digest: sha256:".to_string() + &"a".repeat(64) + " size: 1234\n";
+        assert_eq!(pushed_digest(&out), Some(format!("sha256:{}", "a".repeat(64))));
+        assert_eq!(pushed_digest("sha256:short"), None);
+        assert!(explain_failure("h:1", "dial tcp 127.0.0.1:1: connect: connection refused").contains("is the registry running"));
+        assert!(explain_failure("h:1", "manifest unknown: manifest unknown").contains("push it first"));
+    }
+}

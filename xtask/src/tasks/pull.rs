@@ -1,0 +1,83 @@
+//! `cargo xtask pull --registry HOST[:PORT]/NAMESPACE [--tag TAG]`: pull the dev image (by
+//! default the tag of the current lock), check that it was built from `python/pylock.toml` and
+//! for the engine's architecture, and tag it locally as `--image`.
+
+use crate::cli::PullArgs;
+use crate::ctx::Ctx;
+use crate::engine::cmd;
+use crate::error::{fail, usage, Result};
+use crate::platform::Arch;
+use crate::policy;
+use crate::registry::{self, Registry};
+use crate::util::sha256_hex;
+
+pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
+    let reg = Registry::parse(&args.registry).map_err(usage)?;
+    let lock_bytes = std::fs::read(ctx.path(policy::LOCKFILE))
+        .map_err(|e| usage(format!("{}: {e}", policy::LOCKFILE)))?;
+    let lock = sha256_hex(&lock_bytes);
+    let tag = args.tag.clone().unwrap_or_else(|| registry::lock_tag(&lock));
+    if tag.is_empty()
+        || tag.len() > 128
+        || !tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(usage(format!(
+            "--tag {tag:?}: a tag is letters, digits, '.', '_' and '-' (e.g. latest, lock-0123456789ab)"
+        )));
+    }
+    let remote = format!("{}:{tag}", reg.repository(ctx.image()));
+    let e = if ctx.dry_run() {
+        ctx.engine()?
+    } else {
+        ctx.engine_ready()?
+    };
+    ctx.info(format!("pull: {remote}"));
+    let out = ctx.capture(cmd::pull(e, &ctx.sh, &remote))?;
+    if out.planned {
+        ctx.status_ok(cmd::tag(e, &ctx.sh, &remote, ctx.image()))?;
+        return Ok(());
+    }
+    if !out.ok() {
+        return Err(fail(format!(
+            "pull {remote}: {}",
+            registry::explain_failure(&reg.host, &out.stderr)
+        )));
+    }
+    let engine_arch = ctx.engine_arch();
+    let image_arch = ctx.image_arch(&remote).and_then(|a| Arch::from_engine(&a));
+    if let (Some(want), Some(got)) = (engine_arch, image_arch) {
+        if want != got {
+            let _ = ctx.capture(cmd::untag(e, &ctx.sh, &remote));
+            return Err(fail(format!(
+                "{remote} is {}, but this engine runs {}: push a {} image too (`cargo xtask image --platform {}` then push), or build here with `cargo xtask image`",
+                got.platform(),
+                want.platform(),
+                want.platform(),
+                want.platform()
+            )));
+        }
+    }
+    let label = ctx.image_label(&remote, policy::LOCK_LABEL).unwrap_or_default();
+    if label != lock {
+        let _ = ctx.capture(cmd::untag(e, &ctx.sh, &remote));
+        let short = |s: &str| s.chars().take(12).collect::<String>();
+        return Err(fail(format!(
+            "{remote} was built from lock {} but python/pylock.toml is {}: pull `--tag {}` (the current lock's), check out the revision that image was built from, or build with `cargo xtask image`",
+            if label.is_empty() { "(none)".into() } else { short(&label) },
+            short(&lock),
+            registry::lock_tag(&lock)
+        )));
+    }
+    ctx.status_ok(cmd::tag(e, &ctx.sh, &remote, ctx.image()))?;
+    let digest = ctx
+        .capture(cmd::image_inspect(e, &ctx.sh, "{{join .RepoDigests \" \"}}", ctx.image()))?
+        .answer()
+        .unwrap_or_default();
+    println!("pulled {remote} as {}", ctx.image());
+    if !digest.is_empty() {
+        println!("digest: {digest}");
+    }
+    Ok(())
+}
