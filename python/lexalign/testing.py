@@ -8,7 +8,9 @@ a test set it. Known hooks:
   digest of its first batches (proves data parallelism split the data; the multi-node tests
   read it from inside torchrun);
 - `machine` (str): what `platform.machine()` reports to the platform checks (so the arm64
-  refusals are tested on x86 too; the arm64 CI leg checks them for real).
+  refusals are tested on x86 too; the arm64 CI leg checks them for real);
+- `environment_on_node` ({"node": N, field: value…}): node N reports other environment fields
+  (proves that nodes in different environments refuse to train together).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from functools import cache
 from typing import Any
 
 ENV = "LEXALIGN_TESTING"
-KNOWN = {"step_delay_s", "rank_report", "machine"}
+KNOWN = {"step_delay_s", "rank_report", "machine", "environment_on_node"}
 
 
 @cache

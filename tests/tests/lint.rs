@@ -11,6 +11,7 @@ fn shell_scripts_pass_shellcheck() {
     let scripts = [
         root().join("docker/docker-entrypoint.sh"),
         root().join(".ci/run"),
+        root().join("docs/cluster/lexalign-finetune.sbatch"),
     ];
     let out = Command::new("shellcheck")
         .args(&scripts)
@@ -91,4 +92,54 @@ fn workflow_runs_what_ci_runs() {
     assert!(wf.contains("cancel-in-progress: true") && wf.contains("schedule:"));
     assert!(hub.contains("-- -m hub") && hub.contains("secrets.HF_TOKEN"));
     assert!(hub.contains("if: needs.hub-token.outputs.present == 'true'"));
+}
+
+/// The cluster hand-off files run the same launch as `multinode`: the SLURM script starts
+/// torchrun with c10d rendezvous on the pushed image, mounting the project at /app; the
+/// Kubeflow TrainJob parses and names the image, the command, the node count and the shared
+/// volume at /app.
+#[test]
+fn cluster_hand_off_files_say_what_matters() {
+    let sbatch =
+        std::fs::read_to_string(root().join("docs/cluster/lexalign-finetune.sbatch")).unwrap();
+    for needed in [
+        "#SBATCH --nodes=",
+        "srun --container-image=",
+        "--container-mounts=\"${WORKDIR}:/app",
+        "torchrun",
+        "--nnodes \"$SLURM_NNODES\"",
+        "--rdzv-backend c10d",
+        "finetune.py --config",
+        "apptainer exec",
+    ] {
+        assert!(sbatch.contains(needed), "the SLURM script lacks `{needed}`");
+    }
+    let text = std::fs::read_to_string(root().join("docs/cluster/lexalign-trainjob.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("the TrainJob manifest parses");
+    assert_eq!(doc["kind"], "TrainJob");
+    let trainer = &doc["spec"]["trainer"];
+    assert!(trainer["image"]
+        .as_str()
+        .unwrap()
+        .contains("/lexalign-dev:lock-"));
+    let command: Vec<&str> = trainer["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(command[..2], ["torchrun", "finetune.py"]);
+    assert!(trainer["numNodes"].as_u64().unwrap() >= 2);
+    let over = &doc["spec"]["podTemplateOverrides"][0]["spec"];
+    let claim = over["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "lexalign-project")
+        .expect("a project volume");
+    assert!(claim["persistentVolumeClaim"]["claimName"].is_string());
+    let mounts = over["containers"][0]["volumeMounts"].as_sequence().unwrap();
+    assert!(mounts
+        .iter()
+        .any(|m| m["name"] == "lexalign-project" && m["mountPath"] == "/app"));
 }

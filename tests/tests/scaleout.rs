@@ -18,7 +18,8 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
-        let bin = std::env::var("LEXALIGN_REGISTRY_BIN").unwrap_or_else(|_| "docker-registry".into());
+        let bin =
+            std::env::var("LEXALIGN_REGISTRY_BIN").unwrap_or_else(|_| "docker-registry".into());
         let dir = scratch("registry");
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))
             .unwrap()
@@ -45,7 +46,10 @@ impl Registry {
             });
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "registry did not listen on 127.0.0.1:{port}");
+            assert!(
+                Instant::now() < deadline,
+                "registry did not listen on 127.0.0.1:{port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Registry { child, port }
@@ -63,7 +67,10 @@ impl Drop for Registry {
 }
 
 fn lock_sha256() -> String {
-    let out = sh("sha256sum", &[root().join("python/pylock.toml").to_str().unwrap()]);
+    let out = sh(
+        "sha256sum",
+        &[root().join("python/pylock.toml").to_str().unwrap()],
+    );
     out.stdout.split_whitespace().next().unwrap().to_string()
 }
 
@@ -82,7 +89,11 @@ fn small_image(tag: &str, platform: &str, lock: &str) {
         .env("DOCKER_BUILDKIT", "1")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn push_and_pull_through_a_loopback_registry() {
@@ -95,7 +106,7 @@ fn push_and_pull_through_a_loopback_registry() {
 
     let out = xtask(&["--image", &img, "push", "--registry", &r], &[]);
     assert_eq!(out.code, 0, "{}", out.all());
-    let repo = format!("{r}/{}", img.split(':').next().unwrap());
+    let repo = format!("{r}/lexalign-dev");
     let lock_tag = format!("lock-{}", &lock[..12]);
     let digest_of = |tag: &str| -> String {
         let line = out
@@ -106,12 +117,28 @@ fn push_and_pull_through_a_loopback_registry() {
         line.split_whitespace().nth(1).unwrap().to_string()
     };
     let digest = digest_of(&lock_tag);
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
     digest_of("latest");
     // the manifest list holds both platforms
-    let m = sh(&engine(), &["manifest", "inspect", "--insecure", &format!("{repo}:latest")]);
+    let m = sh(
+        &engine(),
+        &[
+            "manifest",
+            "inspect",
+            "--insecure",
+            &format!("{repo}:latest"),
+        ],
+    );
     assert_eq!(m.code, 0, "{}", m.all());
-    assert!(m.stdout.contains("\"architecture\": \"amd64\"") && m.stdout.contains("\"architecture\": \"arm64\""), "{}", m.stdout);
+    assert!(
+        m.stdout.contains("\"architecture\": \"amd64\"")
+            && m.stdout.contains("\"architecture\": \"arm64\""),
+        "{}",
+        m.stdout
+    );
     // the printed digest is the one the registry serves
     let by_digest = sh(&engine(), &["pull", &format!("{repo}@{digest}")]);
     assert_eq!(by_digest.code, 0, "{}", by_digest.all());
@@ -120,12 +147,36 @@ fn push_and_pull_through_a_loopback_registry() {
     let pulled = format!("lexalign-e2e-pulled-{}:latest", std::process::id());
     let out = xtask(&["--image", &pulled, "pull", "--registry", &r], &[]);
     assert_eq!(out.code, 0, "{}", out.all());
-    let label = sh(&engine(), &["image", "inspect", "--format", "{{index .Config.Labels \"dev.lexalign.lock-sha256\"}} {{.Architecture}}", &pulled]);
+    let label = sh(
+        &engine(),
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"dev.lexalign.lock-sha256\"}} {{.Architecture}}",
+            &pulled,
+        ],
+    );
     assert_eq!(label.stdout.trim(), format!("{lock} amd64"));
-    assert!(out.stdout.contains(&digest) || out.stdout.contains("digest:"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&digest) || out.stdout.contains("digest:"),
+        "{}",
+        out.stdout
+    );
 
     // a tag that does not exist; an image from another lock; an unreachable registry; bad refs
-    let out = xtask(&["--image", &pulled, "pull", "--registry", &r, "--tag", "no-such-tag"], &[]);
+    let out = xtask(
+        &[
+            "--image",
+            &pulled,
+            "pull",
+            "--registry",
+            &r,
+            "--tag",
+            "no-such-tag",
+        ],
+        &[],
+    );
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("push it first"), "{}", out.stderr);
     let stale = format!("{img}-stale");
@@ -133,16 +184,42 @@ fn push_and_pull_through_a_loopback_registry() {
     let remote = format!("{repo}:stale");
     assert_eq!(sh(&engine(), &["tag", &stale, &remote]).code, 0);
     assert_eq!(sh(&engine(), &["push", &remote]).code, 0);
-    let out = xtask(&["--image", &pulled, "pull", "--registry", &r, "--tag", "stale"], &[]);
+    let out = xtask(
+        &[
+            "--image",
+            &pulled,
+            "pull",
+            "--registry",
+            &r,
+            "--tag",
+            "stale",
+        ],
+        &[],
+    );
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.stderr.contains("was built from lock 000000000000"), "{}", out.stderr);
-    let out = xtask(&["--image", &img, "push", "--registry", "127.0.0.1:1/e2e"], &[]);
+    assert!(
+        out.stderr.contains("was built from lock 000000000000"),
+        "{}",
+        out.stderr
+    );
+    let out = xtask(
+        &["--image", &img, "push", "--registry", "127.0.0.1:1/e2e"],
+        &[],
+    );
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("connection refused"), "{}", out.stderr);
-    for bad in ["myuser", "user:secret@127.0.0.1:5000/x", "http://127.0.0.1:5000/x"] {
+    for bad in [
+        "myuser",
+        "user:secret@127.0.0.1:5000/x",
+        "http://127.0.0.1:5000/x",
+    ] {
         let out = xtask(&["--image", &img, "push", "--registry", bad], &[]);
         assert_eq!(out.code, 2, "{bad}: {}", out.all());
-        assert!(!out.all().contains("secret"), "credentials echoed: {}", out.all());
+        assert!(
+            !out.all().contains("secret"),
+            "credentials echoed: {}",
+            out.all()
+        );
     }
     for t in [img.clone(), format!("{img}-arm64"), stale, pulled, remote] {
         sh(&engine(), &["rmi", &t]);
@@ -189,7 +266,11 @@ fn last_loss(out: &Path) -> f64 {
 }
 
 fn no_node_left() {
-    let left = sh(&engine(), &["ps", "-aq", "--filter", "name=lexalign-multinode-"]).stdout;
+    let left = sh(
+        &engine(),
+        &["ps", "-aq", "--filter", "name=lexalign-multinode-"],
+    )
+    .stdout;
     assert!(left.trim().is_empty(), "multinode containers left: {left}");
 }
 
@@ -199,34 +280,94 @@ fn two_nodes_train_like_two_processes_and_resume() {
     let pyd = py.to_str().unwrap();
     let cfg = config(&py, "mn", 8);
     let hooks = "--engine-arg=--env=LEXALIGN_TESTING={\"rank_report\": \"/app/ranks-mn\"}";
-    let r = xtask(&["--image", img, "--python-dir", pyd, "multinode", "--nodes", "2", hooks, "--", "finetune.py", "--config", &cfg], &[]);
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "--python-dir",
+            pyd,
+            "multinode",
+            "--nodes",
+            "2",
+            hooks,
+            "--",
+            "finetune.py",
+            "--config",
+            &cfg,
+        ],
+        &[],
+    );
     assert_eq!(r.code, 0, "{}", r.all());
     no_node_left();
     let mut digests = Vec::new();
     for rank in 0..2 {
         let rep = std::fs::read_to_string(py.join(format!("ranks-mn/rank-{rank}.json"))).unwrap();
-        assert!(rep.contains("\"world_size\": 2") && rep.contains("\"torch_world_size\": 2"), "{rep}");
+        assert!(
+            rep.contains("\"world_size\": 2") && rep.contains("\"torch_world_size\": 2"),
+            "{rep}"
+        );
         let p = std::fs::read_to_string(py.join(format!("ranks-mn/params-{rank}.json"))).unwrap();
-        digests.push(p);
+        let sha = p.split("\"trainable_sha256\": \"").nth(1).unwrap();
+        digests.push(sha.split('"').next().unwrap().to_string());
     }
     assert_eq!(digests[0], digests[1], "LoRA weights differ across ranks");
     let run = std::fs::read_to_string(py.join("outputs/mn/run.json")).unwrap();
     assert!(run.contains("\"world_size\": 2"), "{run}");
-    assert!(run.contains("\"image_id\": \"sha256:"), "the xtask names the image: {run}");
+    assert!(
+        run.contains("\"image_id\": \"sha256:"),
+        "the xtask names the image: {run}"
+    );
 
     // the same training as 2 processes in one container
     let cfg1 = config(&py, "sp", 8);
-    let r = xtask(&["--image", img, "--python-dir", pyd, "run", "--", "torchrun", "--nproc-per-node", "2", "finetune.py", "--config", &cfg1], &[]);
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "--python-dir",
+            pyd,
+            "run",
+            "--",
+            "torchrun",
+            "--nproc-per-node",
+            "2",
+            "finetune.py",
+            "--config",
+            &cfg1,
+        ],
+        &[],
+    );
     assert_eq!(r.code, 0, "{}", r.all());
-    let (a, b) = (last_loss(&py.join("outputs/mn")), last_loss(&py.join("outputs/sp")));
+    let (a, b) = (
+        last_loss(&py.join("outputs/mn")),
+        last_loss(&py.join("outputs/sp")),
+    );
     assert!((a - b).abs() <= 1e-3, "2 nodes {a} vs 2 processes {b}");
 
     // resume from the shared checkpoint with more steps
     let cfg = config(&py, "mn", 12);
-    let r = xtask(&["--image", img, "--python-dir", pyd, "multinode", "--nodes", "2", "--", "finetune.py", "--config", &cfg], &[]);
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "--python-dir",
+            pyd,
+            "multinode",
+            "--nodes",
+            "2",
+            "--",
+            "finetune.py",
+            "--config",
+            &cfg,
+        ],
+        &[],
+    );
     assert_eq!(r.code, 0, "{}", r.all());
     let run = std::fs::read_to_string(py.join("outputs/mn/run.json")).unwrap();
-    assert!(run.contains("\"resumed_from_step\": 8") && run.contains("\"final_step\": 12"), "{run}");
+    assert!(
+        run.contains("\"resumed_from_step\": 8") && run.contains("\"final_step\": 12"),
+        "{run}"
+    );
     no_node_left();
 }
 
@@ -235,18 +376,38 @@ fn a_killed_node_stops_the_others() {
     let py = multinode_tree();
     let cfg = config(&py, "killed", 400);
     let hooks = "--engine-arg=--env=LEXALIGN_TESTING={\"step_delay_s\": 0.2}";
-    let mut child = xtask_cmd(&["--image", img, "--python-dir", py.to_str().unwrap(), "multinode", "--nodes", "2", hooks, "--", "finetune.py", "--config", &cfg])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = xtask_cmd(&[
+        "--image",
+        img,
+        "--python-dir",
+        py.to_str().unwrap(),
+        "multinode",
+        "--nodes",
+        "2",
+        hooks,
+        "--",
+        "finetune.py",
+        "--config",
+        &cfg,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let metrics = py.join("outputs/killed/metrics.jsonl");
     let deadline = Instant::now() + Duration::from_secs(180);
     while !std::fs::read_to_string(&metrics).is_ok_and(|m| m.lines().count() >= 3) {
-        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "training did not start");
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "training did not start"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let node1 = sh(&engine(), &["ps", "-q", "--filter", "name=lexalign-multinode-node1-"]).stdout;
+    let node1 = sh(
+        &engine(),
+        &["ps", "-q", "--filter", "name=lexalign-multinode-node1-"],
+    )
+    .stdout;
     assert!(!node1.trim().is_empty());
     assert_eq!(sh(&engine(), &["kill", node1.trim()]).code, 0);
     let killed = Instant::now();
@@ -254,13 +415,21 @@ fn a_killed_node_stops_the_others() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(killed.elapsed() < Duration::from_secs(60), "the other node hangs after a kill");
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "the other node hangs after a kill"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(!status.success());
     let mut err = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(err.contains("node1 exit"), "{err}");
     no_node_left();
 }
@@ -270,10 +439,34 @@ fn nodes_in_different_environments_refuse_to_train() {
     let py = multinode_tree();
     let cfg = config(&py, "envs", 4);
     let hooks = "--engine-arg=--env=LEXALIGN_TESTING={\"environment_on_node\": {\"node\": 1, \"lock_sha256\": \"feedface\"}}";
-    let r = xtask(&["--image", img, "--python-dir", py.to_str().unwrap(), "multinode", "--nodes", "2", hooks, "--", "finetune.py", "--config", &cfg], &[]);
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "--python-dir",
+            py.to_str().unwrap(),
+            "multinode",
+            "--nodes",
+            "2",
+            hooks,
+            "--",
+            "finetune.py",
+            "--config",
+            &cfg,
+        ],
+        &[],
+    );
     assert_ne!(r.code, 0, "{}", r.all());
-    assert!(r.all().contains("nodes run different environments"), "{}", r.all());
-    assert!(r.all().contains("node 1") && r.all().contains("feedface"), "{}", r.all());
+    assert!(
+        r.all().contains("nodes run different environments"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.all().contains("node 1") && r.all().contains("feedface"),
+        "{}",
+        r.all()
+    );
     assert!(!py.join("outputs/envs/run.json").exists());
     no_node_left();
 }
@@ -284,8 +477,14 @@ fn bad_multinode_requests_exit_2_and_leave_nothing() {
     let pyd = py.to_str().unwrap();
     for (args, msg) in [
         (vec!["--nodes", "0", "--", "finetune.py"], "--nodes 0"),
-        (vec!["--nodes", "2", "--", "/etc/passwd"], "is not a file in"),
-        (vec!["--nodes", "2", "--", "../xtask.py"], "is not a file in"),
+        (
+            vec!["--nodes", "2", "--", "/etc/passwd"],
+            "is not a file in",
+        ),
+        (
+            vec!["--nodes", "2", "--", "../xtask.py"],
+            "is not a file in",
+        ),
         (vec!["--nodes", "500", "--", "finetune.py"], "cannot start"),
     ] {
         let mut a = vec!["--image", img.as_str(), "--python-dir", pyd, "multinode"];
@@ -303,15 +502,33 @@ fn main() {
     // container is left.
     args.test_threads = Some(1);
     let tests: Vec<(&str, fn())> = vec![
-        ("push_and_pull_through_a_loopback_registry", push_and_pull_through_a_loopback_registry),
-        ("two_nodes_train_like_two_processes_and_resume", two_nodes_train_like_two_processes_and_resume),
-        ("a_killed_node_stops_the_others", a_killed_node_stops_the_others),
-        ("nodes_in_different_environments_refuse_to_train", nodes_in_different_environments_refuse_to_train),
-        ("bad_multinode_requests_exit_2_and_leave_nothing", bad_multinode_requests_exit_2_and_leave_nothing),
+        (
+            "push_and_pull_through_a_loopback_registry",
+            push_and_pull_through_a_loopback_registry,
+        ),
+        (
+            "two_nodes_train_like_two_processes_and_resume",
+            two_nodes_train_like_two_processes_and_resume,
+        ),
+        (
+            "a_killed_node_stops_the_others",
+            a_killed_node_stops_the_others,
+        ),
+        (
+            "nodes_in_different_environments_refuse_to_train",
+            nodes_in_different_environments_refuse_to_train,
+        ),
+        (
+            "bad_multinode_requests_exit_2_and_leave_nothing",
+            bad_multinode_requests_exit_2_and_leave_nothing,
+        ),
     ];
     let skip = docker_opted_out();
     if skip {
-        eprintln!("LEXALIGN_SKIP_DOCKER_TESTS=1: skipping {} registry/multi-node tests", tests.len());
+        eprintln!(
+            "LEXALIGN_SKIP_DOCKER_TESTS=1: skipping {} registry/multi-node tests",
+            tests.len()
+        );
     } else {
         require_docker();
     }

@@ -72,6 +72,44 @@ pub enum Task {
     Bench(BenchArgs),
     /// Remove what the xtask created: its containers, its images, and with --volumes the HF cache.
     Clean(CleanArgs),
+    /// Push the dev image (every platform present) to a registry, tagged by lock, revision and latest.
+    Push(PushArgs),
+    /// Pull the dev image of the current lock from a registry, check it, tag it as --image.
+    Pull(PullArgs),
+    /// Rehearse multi-node training on this machine: N containers, torchrun with c10d on 127.0.0.1.
+    Multinode(MultinodeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Where to push: HOST[:PORT]/NAMESPACE (log in with `docker login HOST`; no credentials here).
+    #[arg(long, value_name = "HOST[:PORT]/NAMESPACE")]
+    pub registry: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Where to pull from: HOST[:PORT]/NAMESPACE.
+    #[arg(long, value_name = "HOST[:PORT]/NAMESPACE")]
+    pub registry: String,
+    /// The tag [default: lock-<12 hex of python/pylock.toml's sha256>].
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct MultinodeArgs {
+    /// Number of nodes (containers).
+    #[arg(long)]
+    pub nodes: u32,
+    /// Processes per node (GPUs per node, or CPU processes).
+    #[arg(long, default_value_t = 1)]
+    pub nproc_per_node: u32,
+    #[command(flatten)]
+    pub dev: DevOpts,
+    /// SCRIPT ARGS…: a file in python/ (mounted at /app) and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub cmd: Vec<String>,
 }
 
 #[derive(Args, Debug, Default)]

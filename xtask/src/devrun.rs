@@ -63,6 +63,21 @@ pub fn spec(
     s
 }
 
+/// LEXALIGN_IMAGE_ID / LEXALIGN_IMAGE_DIGEST for the image a dev run uses (queries; none when
+/// the image is missing), so run.json records which image trained (pure given the answers).
+pub fn image_identity(id: Option<String>, digests: Option<String>) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if let Some(id) = id.filter(|s| s.starts_with("sha256:")) {
+        env.push(("LEXALIGN_IMAGE_ID".to_string(), id));
+    }
+    if let Some(d) = digests.and_then(|d| d.split_whitespace().next().map(String::from)) {
+        if d.contains("@sha256:") {
+            env.push(("LEXALIGN_IMAGE_DIGEST".to_string(), d));
+        }
+    }
+    env
+}
+
 /// A dev run for `task` with the context's settings.
 pub fn new(ctx: &Ctx, task: &str, cmd: Vec<String>) -> RunSpec {
     let pass_env = policy::PASS_ENV
@@ -70,7 +85,7 @@ pub fn new(ctx: &Ctx, task: &str, cmd: Vec<String>) -> RunSpec {
         .filter(|n| std::env::var_os(n).is_some())
         .map(|n| n.to_string())
         .collect();
-    spec(
+    let mut s = spec(
         &ctx.project,
         task,
         ctx.image(),
@@ -79,7 +94,20 @@ pub fn new(ctx: &Ctx, task: &str, cmd: Vec<String>) -> RunSpec {
         pass_env,
         policy::ca_bundle_from_env().as_deref(),
         cmd,
-    )
+    );
+    let digests = ctx.engine().ok().and_then(|e| {
+        ctx.capture(cmd::image_inspect(
+            e,
+            &ctx.sh,
+            "{{join .RepoDigests \" \"}}",
+            ctx.image(),
+        ))
+        .ok()?
+        .answer()
+    });
+    s.env
+        .extend(image_identity(ctx.image_id(ctx.image()), digests));
+    s
 }
 
 /// The engine flags for `--gpus`, `--shm-size`, `--ipc`, `--network`, `-p` and `--engine-arg`,

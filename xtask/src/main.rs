@@ -18,6 +18,7 @@ mod lockfile;
 mod marker;
 mod platform;
 mod policy;
+mod registry;
 mod requirement;
 mod tasks;
 mod util;
@@ -56,5 +57,8 @@ fn dispatch(ctx: &ctx::Ctx, task: Task) -> error::Result<()> {
         Task::Ci(a) => ci::run(ctx, &a),
         Task::Bench(a) => bench::run(ctx, &a),
         Task::Clean(a) => clean::run(ctx, &a),
+        Task::Push(a) => push::run(ctx, &a),
+        Task::Pull(a) => pull::run(ctx, &a),
+        Task::Multinode(a) => multinode::run(ctx, &a),
     }
 }

@@ -3,6 +3,7 @@
 //! and `<tag>-<arch>` per platform under a manifest list).
 
 use crate::platform::Arch;
+use crate::policy;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
@@ -40,7 +41,9 @@ impl Registry {
             && (name.contains('.') || name == "localhost" || port.is_some());
         let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
         if !host_ok || !port_ok {
-            return Err(format!("--registry {s}: {host:?} is not a registry host; {hint}"));
+            return Err(format!(
+                "--registry {s}: {host:?} is not a registry host; {hint}"
+            ));
         }
         let ns_ok = !namespace.is_empty()
             && namespace.split('/').all(|c| {
@@ -48,7 +51,9 @@ impl Registry {
                     && c.chars().all(|ch| {
                         ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch)
                     })
-                    && c.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
+                    && c.chars()
+                        .next()
+                        .is_some_and(|ch| ch.is_ascii_alphanumeric())
             });
         if !ns_ok {
             return Err(format!(
@@ -63,25 +68,17 @@ impl Registry {
 
     /// A loopback registry (plain HTTP is fine there; engines allow 127.0.0.0/8 by default).
     pub fn is_loopback(&self) -> bool {
-        let name = self.host.rsplit_once(':').map_or(self.host.as_str(), |(n, _)| n);
+        let name = self
+            .host
+            .rsplit_once(':')
+            .map_or(self.host.as_str(), |(n, _)| n);
         name == "localhost" || name.starts_with("127.") || name == "[::1]"
     }
 
-    /// `HOST/NS/<repository>` for a local image reference (`lexalign-dev:latest` →
-    /// `HOST/NS/lexalign-dev`).
-    pub fn repository(&self, image: &str) -> String {
-        let name = repo_name(image);
-        let last = name.rsplit('/').next().unwrap_or(name);
-        format!("{}/{}/{last}", self.host, self.namespace)
-    }
-}
-
-/// The repository part of a reference (without tag or digest).
-pub fn repo_name(image: &str) -> &str {
-    let no_digest = image.split('@').next().unwrap_or(image);
-    match no_digest.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => name,
-        _ => no_digest,
+    /// `HOST/NS/lexalign-dev`: the one repository push writes and pull reads, whatever the
+    /// local image is called (`--image`).
+    pub fn repository(&self) -> String {
+        format!("{}/{}/{}", self.host, self.namespace, policy::IMAGE_TITLE)
     }
 }
 
@@ -156,10 +153,12 @@ mod tests {
         let r = Registry::parse("127.0.0.1:5000/lexalign").unwrap();
         assert_eq!(r.host, "127.0.0.1:5000");
         assert!(r.is_loopback());
-        assert_eq!(r.repository("lexalign-dev:latest"), "127.0.0.1:5000/lexalign/lexalign-dev");
-        assert_eq!(r.repository("localhost:5000/x/y:tag"), "127.0.0.1:5000/lexalign/y");
+        assert_eq!(r.repository(), "127.0.0.1:5000/lexalign/lexalign-dev");
         let r = Registry::parse("ghcr.io/my-org/ml/").unwrap();
-        assert_eq!((r.host.as_str(), r.namespace.as_str()), ("ghcr.io", "my-org/ml"));
+        assert_eq!(
+            (r.host.as_str(), r.namespace.as_str()),
+            ("ghcr.io", "my-org/ml")
+        );
         assert!(!r.is_loopback());
         assert!(Registry::parse("localhost/team").is_ok());
         for bad in [
@@ -174,7 +173,9 @@ mod tests {
         ] {
             assert!(Registry::parse(bad).is_err(), "{bad}");
         }
-        assert!(Registry::parse("user:pw@ghcr.io/x").unwrap_err().contains("docker login"));
+        assert!(Registry::parse("user:pw@ghcr.io/x")
+            .unwrap_err()
+            .contains("docker login"));
     }
 
     #[test]
@@ -182,12 +183,24 @@ mod tests {
         let sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         assert_eq!(lock_tag(sha), "lock-0123456789ab");
         assert_eq!(tags(sha, None), ["lock-0123456789ab", "latest"]);
-        assert_eq!(tags(sha, Some("deadbeef")), ["lock-0123456789ab", "deadbeef", "latest"]);
+        assert_eq!(
+            tags(sha, Some("deadbeef")),
+            ["lock-0123456789ab", "deadbeef", "latest"]
+        );
         assert_eq!(arch_tag("latest", Arch::Arm64), "latest-arm64");
-        let out = "abc: Pushed\nlatest: digest: sha256:".to_string() + &"a".repeat(64) + " size: 1234\n";
-        assert_eq!(pushed_digest(&out), Some(format!("sha256:{}", "a".repeat(64))));
+        let out =
+            "abc: Pushed\nlatest: digest: sha256:".to_string() + &"a".repeat(64) + " size: 1234\n";
+        assert_eq!(
+            pushed_digest(&out),
+            Some(format!("sha256:{}", "a".repeat(64)))
+        );
         assert_eq!(pushed_digest("sha256:short"), None);
-        assert!(explain_failure("h:1", "dial tcp 127.0.0.1:1: connect: connection refused").contains("is the registry running"));
-        assert!(explain_failure("h:1", "manifest unknown: manifest unknown").contains("push it first"));
+        assert!(
+            explain_failure("h:1", "dial tcp 127.0.0.1:1: connect: connection refused")
+                .contains("is the registry running")
+        );
+        assert!(
+            explain_failure("h:1", "manifest unknown: manifest unknown").contains("push it first")
+        );
     }
 }

@@ -16,6 +16,7 @@ from .. import testing
 from ..console import Console
 from ..io import atomic_write_text
 from .dist import is_main, rank, world_size
+from .environment import write_env_file
 from .outputs import BASE_ADAPTER_DIR, FINGERPRINT, append_metrics, copy_adapter
 
 
@@ -32,6 +33,7 @@ class TrainState:
     step0: int = 0
     tokens: int = 0
     eval_steps: int | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -140,6 +142,11 @@ def make_callback(state: TrainState, interrupt: Interrupt, console: Console):
                     )
                     if state.adapter:
                         copy_adapter(Path(state.adapter), ckpt / BASE_ADAPTER_DIR)
+                    if state.environment:
+                        write_env_file(ckpt, state.environment)
+
+        def on_train_end(self, args, st, control, model=None, **kw):
+            report_params(model)
 
     return LexAlignCallback()
 
@@ -201,3 +208,20 @@ def report_rank_batches(trainer) -> None:
         return original(model, inputs, *a, **kw)
 
     trainer.training_step = training_step
+
+
+def report_params(model) -> None:
+    """Test hook `rank_report`: each rank records a digest of its trainable (LoRA) weights at
+    the end, to prove every rank holds the same adapter."""
+    folder = testing.hook("rank_report")
+    if not folder or model is None:
+        return
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters(), key=lambda x: x[0]):
+        if p.requires_grad:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy().tobytes())
+    atomic_write_text(
+        Path(folder) / f"params-{rank()}.json",
+        json.dumps({"rank": rank(), "trainable_sha256": h.hexdigest()}),
+    )

@@ -19,12 +19,12 @@ from ..plot import loss_svg, read_rows
 from .callbacks import Interrupt, TrainState, count_tokens, make_callback, report_rank_batches
 from .compat import cpu_resume_fix
 from .dist import is_main, world_size
+from .environment import check_ranks_agree, differences, environment, read_env_file
 from .outputs import (
     BASE_ADAPTER_DIR,
     FINGERPRINT,
     checkpoint_step,
     copy_adapter,
-    environment,
     eval_summary,
     fingerprint,
     fingerprint_differences,
@@ -74,6 +74,13 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
                 )
         resumed_step = checkpoint_step(resume_from)
         console.info(f"resuming from {resume_from} (step {resumed_step})")
+    env = environment()
+    if resume_from is not None:
+        diffs = differences(read_env_file(resume_from), env)
+        if diffs:
+            console.warn(
+                f"{resume_from} was trained in another environment ({'; '.join(diffs)}); resuming anyway"
+            )
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     load_kwargs: dict[str, Any] = {"dtype": dtype}
@@ -103,6 +110,15 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
         if hasattr(model, "peft_config"):
             del model.peft_config  # merged: a plain model again
         console.info(f"merged the SFT adapter {adapter} into the base; it is the DPO reference")
+        try:
+            recorded = json.loads((Path(adapter) / "run.json").read_text()).get("environment")
+        except (OSError, ValueError):
+            recorded = None
+        diffs = differences(recorded, env)
+        if diffs:
+            console.warn(
+                f"the SFT adapter {adapter} was trained in another environment ({'; '.join(diffs)})"
+            )
 
     console.info(
         f"LoRA target modules ({'auto' if cfg.lora.target_modules == 'auto' else 'configured'}): {target_modules}"
@@ -156,7 +172,11 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
 
     interrupt = Interrupt()
     state = TrainState(
-        output_dir=output_dir, fingerprint=fp, adapter=adapter, eval_steps=eval_steps
+        output_dir=output_dir,
+        fingerprint=fp,
+        adapter=adapter,
+        eval_steps=eval_steps,
+        environment=env,
     )
     if is_main():
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +206,10 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
             SFTConfig(**common, dataset_text_field="text", packing=t.packing),
             {},
         )
+    # The process group is up once the arguments know their device: every rank now proves it
+    # runs the same environment as the others (nodes that differ stop here, all of them).
+    _ = args.device
+    check_ranks_agree(env)
     trainer = cpu_resume_fix(trainer_cls)(
         model=model,
         args=args,
@@ -219,7 +243,6 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
         ) from exc
 
     final_step = trainer.state.global_step
-    env = environment()
 
     def write_run(status: str, train_loss: float | None = None) -> dict[str, Any] | None:
         """run.json (design §6): the resolved config, versions, times, losses, resume point,

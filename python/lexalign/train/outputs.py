@@ -167,27 +167,3 @@ def eval_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         "last_loss": evals[-1][1],
         "evaluations": len(evals),
     }
-
-
-LOCK_IN_IMAGE = Path("/opt/lexalign/pylock.toml")
-
-
-def environment() -> dict[str, Any]:
-    """run.json's `environment`: which image and lock trained this. The image id and digest come
-    from LEXALIGN_IMAGE_ID / LEXALIGN_IMAGE_DIGEST (set by the xtask or a cluster script)."""
-    import os
-    import platform
-
-    import torch
-
-    lock = None
-    if LOCK_IN_IMAGE.is_file():
-        lock = hashlib.sha256(LOCK_IN_IMAGE.read_bytes()).hexdigest()
-    return {
-        "image_id": os.environ.get("LEXALIGN_IMAGE_ID") or None,
-        "image_digest": os.environ.get("LEXALIGN_IMAGE_DIGEST") or None,
-        "lock_sha256": lock,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "machine": platform.machine(),
-    }

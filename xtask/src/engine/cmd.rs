@@ -1,6 +1,9 @@
 //! Typed engine command builders: the only place where engine argv is spelled. Each returns a
 //! [`Proc`] with its effect (query or change), so the execution layer knows what a dry run may
 //! run. Pure: nothing here starts a process.
+//!
+//! Over 400 lines: one short builder per engine command (and their tests), kept in one file so
+//! every argv the xtask can send to the engine is in one place.
 
 use super::{BuildKit, Engine};
 use crate::exec::Proc;
@@ -114,6 +117,48 @@ pub fn rm(e: &Engine, sh: &Shell, id: &str, force: bool) -> Proc {
 /// `rmi REF` (never `-f`: an image a container or another tag still uses stays).
 pub fn rmi(e: &Engine, sh: &Shell, reference: &str) -> Proc {
     change(e, sh, &["rmi", reference])
+}
+
+/// `tag SRC DST`
+pub fn tag(e: &Engine, sh: &Shell, src: &str, dst: &str) -> Proc {
+    change(e, sh, &["tag", src, dst])
+}
+
+/// `rmi REF` for a tag only (the image stays while another tag names it).
+pub fn untag(e: &Engine, sh: &Shell, reference: &str) -> Proc {
+    change(e, sh, &["rmi", reference])
+}
+
+/// `push REF` (credentials: the engine's own login).
+pub fn push(e: &Engine, sh: &Shell, reference: &str) -> Proc {
+    change(e, sh, &["push", reference])
+}
+
+/// `manifest create [--insecure] --amend LIST MEMBER…`
+pub fn manifest_create(
+    e: &Engine,
+    sh: &Shell,
+    list: &str,
+    members: &[String],
+    insecure: bool,
+) -> Proc {
+    let mut a = vec!["manifest", "create"];
+    if insecure {
+        a.push("--insecure");
+    }
+    a.extend(["--amend", list]);
+    a.extend(members.iter().map(String::as_str));
+    change(e, sh, &a)
+}
+
+/// `manifest push [--insecure] --purge LIST` (prints the list's digest).
+pub fn manifest_push(e: &Engine, sh: &Shell, list: &str, insecure: bool) -> Proc {
+    let mut a = vec!["manifest", "push"];
+    if insecure {
+        a.push("--insecure");
+    }
+    a.extend(["--purge", list]);
+    change(e, sh, &a)
 }
 
 /// `pull -q REF` (a change: it writes to the image store, so a dry run never pulls).

@@ -11,14 +11,20 @@ use crate::devrun;
 use crate::engine::cmd::{self, RunSpec};
 use crate::error::{code, fail, usage, Result};
 use crate::exec::Member;
-use crate::policy;
 use std::path::Path;
 
 /// Memory one training process needs at least (torch, a tiny model, gloo buffers).
 const MEM_PER_PROCESS: u64 = 1 << 30;
 
 /// The torchrun command line of one node (pure).
-pub fn torchrun_cmd(nodes: u32, nproc: u32, port: u16, rdzv_id: &str, node: u32, script: &[String]) -> Vec<String> {
+pub fn torchrun_cmd(
+    nodes: u32,
+    nproc: u32,
+    port: u16,
+    rdzv_id: &str,
+    node: u32,
+    script: &[String],
+) -> Vec<String> {
     let mut c: Vec<String> = vec![
         "torchrun".into(),
         "--nnodes".into(),
@@ -31,9 +37,9 @@ pub fn torchrun_cmd(nodes: u32, nproc: u32, port: u16, rdzv_id: &str, node: u32,
         format!("127.0.0.1:{port}"),
         "--rdzv-id".into(),
         rdzv_id.into(),
-        // node 0 hosts the rendezvous store; the others join it
+        // node 0 hosts the rendezvous store; the others join it (or give up after 2 minutes)
         "--rdzv-conf".into(),
-        format!("is_host={}", if node == 0 { 1 } else { 0 }),
+        format!("is_host={},join_timeout=120", if node == 0 { 1 } else { 0 }),
         // the workers' MASTER_ADDR: loopback, never the machine's other addresses
         "--local-addr".into(),
         "127.0.0.1".into(),
@@ -82,12 +88,18 @@ pub fn check(
         if procs * MEM_PER_PROCESS > m {
             return Err(format!(
                 "{procs} training processes need about {} GiB; the engine has {:.1} GiB: use fewer nodes or raise the engine's memory limit",
-                procs * MEM_PER_PROCESS >> 30,
+                (procs * MEM_PER_PROCESS) >> 30,
                 m as f64 / (1u64 << 30) as f64
             ));
         }
     }
     Ok(())
+}
+
+/// Threads per training process when N×K processes share `cpus` (pure; at least 1).
+pub fn omp_threads(cpus: Option<u64>, nodes: u32, nproc: u32) -> u64 {
+    let procs = u64::from(nodes.max(1)) * u64::from(nproc.max(1));
+    (cpus.unwrap_or(1) / procs).max(1)
 }
 
 /// A free TCP port on 127.0.0.1 for the rendezvous store.
@@ -108,7 +120,15 @@ pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
         .unwrap_or_default();
     let mut it = res.split_whitespace().map(|v| v.parse::<u64>().ok());
     let (cpus, mem) = (it.next().flatten(), it.next().flatten());
-    check(args.nodes, args.nproc_per_node, &args.cmd, &ctx.python_dir, cpus, mem).map_err(usage)?;
+    check(
+        args.nodes,
+        args.nproc_per_node,
+        &args.cmd,
+        &ctx.python_dir,
+        cpus,
+        mem,
+    )
+    .map_err(usage)?;
     let mut script = args.cmd.clone();
     if let Some(rel) = script[0].strip_prefix("/app/") {
         script[0] = rel.to_string();
@@ -122,15 +142,31 @@ pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
         let mut s: RunSpec = devrun::new(
             ctx,
             &task,
-            torchrun_cmd(args.nodes, args.nproc_per_node, port, &rdzv_id, node, &script),
+            torchrun_cmd(
+                args.nodes,
+                args.nproc_per_node,
+                port,
+                &rdzv_id,
+                node,
+                &script,
+            ),
         );
         s.env.push(("LEXALIGN_NODE_RANK".into(), node.to_string()));
         // gloo (CPU) binds the loopback interface; NCCL keeps its own choice on GPUs
         s.env.push(("GLOO_SOCKET_IFNAME".into(), "lo".into()));
+        // torchrun sets OMP_NUM_THREADS=1 only for several processes per node; here all the
+        // nodes share one machine, so split its CPUs between every process (no oversubscription).
+        s.env.push((
+            "OMP_NUM_THREADS".into(),
+            omp_threads(cpus, args.nodes, args.nproc_per_node).to_string(),
+        ));
         let mut dev = args.dev.clone();
         dev.network = Some("host".into());
         dev.shm_size.get_or_insert_with(|| "1g".into());
         devrun::apply_opts(&mut s, &dev)?;
+        // The host's PID namespace too: torchrun names a node by address and pid, and every
+        // container's torchrun would otherwise be the same pid on the same address.
+        s.extra.extend(["--pid".into(), "host".into()]);
         names.push(s.name.clone().unwrap_or_default());
         members.push(Member {
             label: format!("node{node}"),
@@ -146,7 +182,9 @@ pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
         args.nproc_per_node,
         ctx.image()
     ));
-    let codes = ctx.exec.group(members, removers(&names), removers(&names))?;
+    let codes = ctx
+        .exec
+        .group(members, removers(&names), removers(&names))?;
     // Whatever happened, no node is left behind.
     for p in removers(&names) {
         let _ = ctx.capture(p);
@@ -171,7 +209,10 @@ pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
         }
     }
     let first = codes.iter().copied().find(|c| *c != 0).unwrap_or(1);
-    eprintln!("multinode: {}; the other nodes were stopped", failed.join(", "));
+    eprintln!(
+        "multinode: {}; the other nodes were stopped",
+        failed.join(", ")
+    );
     if first == 130 {
         return Err(code(130));
     }
@@ -184,12 +225,29 @@ mod tests {
 
     #[test]
     fn torchrun_per_node() {
-        let c = torchrun_cmd(2, 1, 29500, "rid", 1, &["finetune.py".into(), "-c".into(), "x.yaml".into()]).join(" ");
+        let c = torchrun_cmd(
+            2,
+            1,
+            29500,
+            "rid",
+            1,
+            &["finetune.py".into(), "-c".into(), "x.yaml".into()],
+        )
+        .join(" ");
         assert!(c.starts_with("torchrun --nnodes 2 --nproc-per-node 1 --rdzv-backend c10d --rdzv-endpoint 127.0.0.1:29500 --rdzv-id rid"));
-        assert!(c.contains("--rdzv-conf is_host=0") && c.contains("--local-addr 127.0.0.1"));
+        assert!(c.contains("--rdzv-conf is_host=0,join_timeout=120"));
+        assert!(c.contains("--local-addr 127.0.0.1"));
         assert!(c.ends_with("finetune.py -c x.yaml"));
         let c0 = torchrun_cmd(2, 1, 29500, "rid", 0, &["a.py".into()]).join(" ");
         assert!(c0.contains("is_host=1"));
+    }
+
+    #[test]
+    fn cpus_are_split_between_processes() {
+        assert_eq!(omp_threads(Some(2), 2, 1), 1);
+        assert_eq!(omp_threads(Some(16), 2, 2), 4);
+        assert_eq!(omp_threads(None, 2, 1), 1);
+        assert_eq!(omp_threads(Some(3), 4, 1), 1);
     }
 
     #[test]
@@ -200,13 +258,25 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert!(check(2, 1, &s(&["finetune.py"]), &dir, Some(2), Some(8 << 30)).is_ok());
         assert!(check(2, 1, &s(&["/app/finetune.py"]), &dir, None, None).is_ok());
-        assert!(check(0, 1, &s(&["finetune.py"]), &dir, None, None).unwrap_err().contains("--nodes 0"));
-        assert!(check(2, 1, &s(&[]), &dir, None, None).unwrap_err().contains("no SCRIPT"));
+        assert!(check(0, 1, &s(&["finetune.py"]), &dir, None, None)
+            .unwrap_err()
+            .contains("--nodes 0"));
+        assert!(check(2, 1, &s(&[]), &dir, None, None)
+            .unwrap_err()
+            .contains("no SCRIPT"));
         for bad in ["nope.py", "/etc/passwd", "../finetune.py"] {
-            assert!(check(2, 1, &s(&[bad]), &dir, None, None).unwrap_err().contains("is not a file in"));
+            assert!(check(2, 1, &s(&[bad]), &dir, None, None)
+                .unwrap_err()
+                .contains("is not a file in"));
         }
-        assert!(check(64, 1, &s(&["finetune.py"]), &dir, Some(2), None).unwrap_err().contains("cannot start"));
-        assert!(check(8, 2, &s(&["finetune.py"]), &dir, Some(64), Some(4 << 30)).unwrap_err().contains("GiB"));
+        assert!(check(64, 1, &s(&["finetune.py"]), &dir, Some(2), None)
+            .unwrap_err()
+            .contains("cannot start"));
+        assert!(
+            check(8, 2, &s(&["finetune.py"]), &dir, Some(64), Some(4 << 30))
+                .unwrap_err()
+                .contains("GiB")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

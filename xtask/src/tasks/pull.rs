@@ -16,7 +16,10 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     let lock_bytes = std::fs::read(ctx.path(policy::LOCKFILE))
         .map_err(|e| usage(format!("{}: {e}", policy::LOCKFILE)))?;
     let lock = sha256_hex(&lock_bytes);
-    let tag = args.tag.clone().unwrap_or_else(|| registry::lock_tag(&lock));
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| registry::lock_tag(&lock));
     if tag.is_empty()
         || tag.len() > 128
         || !tag
@@ -27,7 +30,7 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
             "--tag {tag:?}: a tag is letters, digits, '.', '_' and '-' (e.g. latest, lock-0123456789ab)"
         )));
     }
-    let remote = format!("{}:{tag}", reg.repository(ctx.image()));
+    let remote = format!("{}:{tag}", reg.repository());
     let e = if ctx.dry_run() {
         ctx.engine()?
     } else {
@@ -59,7 +62,9 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
             )));
         }
     }
-    let label = ctx.image_label(&remote, policy::LOCK_LABEL).unwrap_or_default();
+    let label = ctx
+        .image_label(&remote, policy::LOCK_LABEL)
+        .unwrap_or_default();
     if label != lock {
         let _ = ctx.capture(cmd::untag(e, &ctx.sh, &remote));
         let short = |s: &str| s.chars().take(12).collect::<String>();
@@ -72,7 +77,12 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     }
     ctx.status_ok(cmd::tag(e, &ctx.sh, &remote, ctx.image()))?;
     let digest = ctx
-        .capture(cmd::image_inspect(e, &ctx.sh, "{{join .RepoDigests \" \"}}", ctx.image()))?
+        .capture(cmd::image_inspect(
+            e,
+            &ctx.sh,
+            "{{join .RepoDigests \" \"}}",
+            ctx.image(),
+        ))?
         .answer()
         .unwrap_or_default();
     println!("pulled {remote} as {}", ctx.image());

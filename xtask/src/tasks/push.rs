@@ -28,8 +28,11 @@ fn locals(ctx: &Ctx, lock: &str) -> Result<Vec<Local>> {
             "no image {image}: build it first (`cargo xtask image`), or pass --image"
         )));
     };
-    let arch = Arch::from_engine(&arch)
-        .ok_or_else(|| fail(format!("{image} is for {arch}, which the stack does not support")))?;
+    let arch = Arch::from_engine(&arch).ok_or_else(|| {
+        fail(format!(
+            "{image} is for {arch}, which the stack does not support"
+        ))
+    })?;
     if ctx.image_label(&image, policy::LOCK_LABEL).as_deref() != Some(lock) {
         return Err(fail(format!(
             "{image} was built from another python/pylock.toml: rebuild it (`cargo xtask image`) before pushing"
@@ -44,7 +47,10 @@ fn locals(ctx: &Ctx, lock: &str) -> Result<Vec<Local>> {
         match ctx.image_arch(&sibling).and_then(|a| Arch::from_engine(&a)) {
             Some(a) if a == other => {
                 if ctx.image_label(&sibling, policy::LOCK_LABEL).as_deref() == Some(lock) {
-                    out.push(Local { image: sibling, arch: a });
+                    out.push(Local {
+                        image: sibling,
+                        arch: a,
+                    });
                 } else {
                     eprintln!(
                         "push: skipping {sibling}: built from another lock (rebuild it with `cargo xtask image --platform {}`)",
@@ -85,7 +91,7 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         ctx.info("push: the tree has uncommitted changes: no git-revision tag");
     }
     let tags = registry::tags(&lock, revision.as_deref());
-    let repo = reg.repository(ctx.image());
+    let repo = reg.repository();
     let insecure = reg.is_loopback();
     for l in &locals {
         for t in &tags {

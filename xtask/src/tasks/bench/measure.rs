@@ -102,7 +102,7 @@ fn numbers(v: &serde_json::Value, key: &str) -> Vec<f64> {
         .unwrap_or_default()
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;

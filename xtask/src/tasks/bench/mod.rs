@@ -13,6 +13,7 @@ mod builds;
 pub mod measure;
 pub mod report;
 pub mod rows;
+mod scaleout;
 
 use crate::cli::BenchArgs;
 use crate::ctx::Ctx;
@@ -63,6 +64,8 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
             Group::TrainOverhead => measure::train_overhead(&b)?,
             Group::Packing => measure::packing(&b)?,
             Group::Arm64 => arm64::arm64(&b, args.quick)?,
+            Group::Push => scaleout::push(&b)?,
+            Group::Multinode => scaleout::multinode(&b)?,
             Group::Download => measure::download(&b)?,
         };
         out.extend(rows);

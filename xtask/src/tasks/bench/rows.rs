@@ -15,6 +15,8 @@ pub enum Group {
     Packing,
     Download,
     Arm64,
+    Push,
+    Multinode,
 }
 
 impl Group {
@@ -39,12 +41,14 @@ impl Group {
             Group::Packing => &["packing"],
             Group::Download => &["download", "download-link"],
             Group::Arm64 => &["arm64-image-size", "arm64-build"],
+            Group::Push => &["push-cold", "push-warm"],
+            Group::Multinode => &["multinode"],
         }
     }
 }
 
 /// Every group, in the order the report lists them.
-pub const GROUPS: [Group; 11] = [
+pub const GROUPS: [Group; 13] = [
     Group::ColdBuild,
     Group::Rebuilds,
     Group::LockChange,
@@ -56,6 +60,8 @@ pub const GROUPS: [Group; 11] = [
     Group::Packing,
     Group::Download,
     Group::Arm64,
+    Group::Push,
+    Group::Multinode,
 ];
 
 /// Every id the bench can print.

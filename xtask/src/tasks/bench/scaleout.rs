@@ -1,0 +1,166 @@
+//! The scale-out rows: pushing the dev image to a Distribution registry on 127.0.0.1 (Debian's
+//! `docker-registry`, started here), cold and warm (layers already there; target ≤ 5 s), and a
+//! 2-node `multinode` rehearsal's steps/s against 2 processes in one container (ratio ≥ 0.8).
+
+use super::measure::Bench;
+use super::report::{Row, Target};
+use crate::error::{fail, Result};
+use crate::exec::Proc;
+
+const WARMUP: u64 = 10;
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+pub fn push(b: &Bench) -> Result<Vec<Row>> {
+    let mut cold = Row::new("push-cold", "push to a loopback registry, empty", "s");
+    let mut warm = Row::new("push-warm", "push again, layers already there", "s");
+    warm.target = Some(Target::AtMost(5.0));
+    if which::which("docker-registry").is_err() {
+        let why =
+            "not measured: docker-registry is not installed (apt-get install docker-registry)";
+        return Ok(vec![cold.unavailable(why), warm.unavailable(why)]);
+    }
+    let dir = b.ctx.root.join("target/bench/registry");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let cfg = dir.join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+            dir.join("data").display()
+        ),
+    )?;
+    let _server = b.ctx.exec.background(Proc::change(
+        b.ctx.sh.cmd("docker-registry").arg("serve").arg(&cfg),
+    ))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            return Err(fail(format!(
+                "bench: the registry did not listen on 127.0.0.1:{port}"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let reg = format!("127.0.0.1:{port}/bench");
+    b.ctx.info(format!(
+        "bench: push {} to {reg} (cold, then warm)",
+        b.ctx.image()
+    ));
+    let (t, _) = b.time_ok(
+        b.xtask(&["--image", b.ctx.image(), "-q", "push", "--registry", &reg]),
+        "cold push",
+    )?;
+    cold.samples.push(t);
+    for _ in 0..b.runs {
+        let (t, _) = b.time_ok(
+            b.xtask(&["--image", b.ctx.image(), "-q", "push", "--registry", &reg]),
+            "warm push",
+        )?;
+        warm.samples.push(t);
+    }
+    let note = "the whole `cargo xtask push`: tags by lock, revision and latest, per-arch tags, manifest lists";
+    cold.note = format!("{note}; every layer uploaded once");
+    warm.note = format!("{note}; the registry answers that every layer exists");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(vec![cold, warm])
+}
+
+/// Steps per second after the first WARMUP steps, from metrics.jsonl's step times.
+fn steps_per_s(metrics: &str) -> Option<f64> {
+    let mut pts: Vec<(u64, f64)> = Vec::new();
+    for l in metrics.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        if v.get("loss").is_some() {
+            pts.push((v["step"].as_u64()?, v["time"].as_f64()?));
+        }
+    }
+    let after: Vec<_> = pts.into_iter().filter(|(s, _)| *s > WARMUP).collect();
+    let ((s0, t0), (s1, t1)) = (*after.first()?, *after.last()?);
+    (t1 > t0).then(|| (s1 - s0) as f64 / (t1 - t0))
+}
+
+pub fn multinode(b: &Bench) -> Result<Vec<Row>> {
+    let mut row = Row::new("multinode", "2-node rehearsal, LoRA SFT steps/s", "steps/s");
+    row.target = Some(Target::RatioAtLeast(0.8));
+    row.peer_name = "2 processes in one container";
+    let py = b.ctx.root.join("target/bench/multinode");
+    let _ = std::fs::remove_dir_all(&py);
+    super::measure::copy_dir(&b.ctx.python_dir, &py)?;
+    let pyd = py.display().to_string();
+    let img = b.ctx.image();
+    b.time_ok(
+        b.xtask(&["--image", img, "--python-dir", &pyd, "run", "--", "python", "-c",
+            "import sys; sys.path.insert(0, 'tests'); from pathlib import Path; from tiny import build_tiny_model, sft_rows, write_jsonl; build_tiny_model(Path('tiny')); write_jsonl(Path('bench.jsonl'), sft_rows(512))"]),
+        "tiny model",
+    )?;
+    let steps = 60;
+    for i in 0..b.runs.min(2) {
+        for (name, multi) in [("mn", true), ("sp", false)] {
+            let out = format!("outputs/{name}{i}");
+            std::fs::write(
+                py.join(format!("{name}{i}.yaml")),
+                format!("model: tiny\ndataset: {{path: bench.jsonl}}\noutput_dir: {out}\ntraining: {{max_steps: {steps}, batch_size: 4, max_length: 64, logging_steps: 1, save_steps: 1000, seed: 7}}\n"),
+            )?;
+            let cfg = format!("{name}{i}.yaml");
+            let args: Vec<&str> = if multi {
+                vec![
+                    "--image",
+                    img,
+                    "--python-dir",
+                    &pyd,
+                    "-q",
+                    "multinode",
+                    "--nodes",
+                    "2",
+                    "--",
+                    "finetune.py",
+                    "--config",
+                    &cfg,
+                    "-q",
+                ]
+            } else {
+                vec![
+                    "--image",
+                    img,
+                    "--python-dir",
+                    &pyd,
+                    "-q",
+                    "run",
+                    "--",
+                    "torchrun",
+                    "--nproc-per-node",
+                    "2",
+                    "finetune.py",
+                    "--config",
+                    &cfg,
+                    "-q",
+                ]
+            };
+            b.time_ok(
+                b.xtask(&args),
+                if multi {
+                    "2-node rehearsal"
+                } else {
+                    "2-process run"
+                },
+            )?;
+            let m = std::fs::read_to_string(py.join(&out).join("metrics.jsonl"))?;
+            let v = steps_per_s(&m).ok_or_else(|| fail("bench: no step times in metrics.jsonl"))?;
+            if multi {
+                row.samples.push(v);
+            } else {
+                row.peer.push(v);
+            }
+        }
+    }
+    row.note = format!("tiny GPT-2, CPU fp32 over gloo on 127.0.0.1, {steps} steps (first {WARMUP} skipped); nodes are containers on the host network");
+    let _ = std::fs::remove_dir_all(&py);
+    Ok(vec![row])
+}
