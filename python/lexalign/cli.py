@@ -297,21 +297,21 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
         sys.stderr.write("interrupted; run the same command again to resume\n")
         return EXIT_INTERRUPTED
     except LexAlignError as exc:
-        from .errors import redact
+        import traceback
 
-        if _Run.debug:
-            import traceback
-
-            traceback.print_exc()
-        sys.stderr.write(f"error: {redact(str(exc))}\n")
-        return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with --debug
         from .errors import one_line, redact
 
         if _Run.debug:
-            import traceback
+            sys.stderr.write(redact(traceback.format_exc()))
+        sys.stderr.write(f"error: {redact(one_line(exc, 600))}\n")
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with --debug
+        import traceback
 
-            traceback.print_exc()
+        from .errors import one_line, redact
+
+        if _Run.debug:
+            sys.stderr.write(redact(traceback.format_exc()))
         sys.stderr.write(
             f"error: unexpected {type(exc).__name__}: {redact(one_line(exc))} (run with --debug for the traceback)\n"
         )

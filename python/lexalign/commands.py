@@ -16,20 +16,62 @@ def _truthy(value: str | None) -> bool:
 
 
 def read_token(token_file: str | None) -> str | None:
+    """The Hub token: the first line of --token-file (utf-8, a BOM allowed), else HF_TOKEN. The
+    token is registered as a secret, so no printed line ever contains it."""
+    from .errors import register_secret
+
     if token_file:
+        p = Path(token_file)
         try:
-            token = Path(token_file).read_text(encoding="utf-8").strip()
+            if not p.is_file():
+                raise ConfigError(
+                    f"--token-file {token_file}: not a regular file; give the file holding the token"
+                )
+            if p.stat().st_size > 64 * 1024:
+                raise ConfigError(
+                    f"--token-file {token_file}: larger than 64 kB, so not a token file"
+                )
+            text = p.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise ConfigError(f"--token-file {token_file}: not UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(
                 f"--token-file {token_file}: cannot read it ({exc.strerror})"
             ) from None
+        for line in text.splitlines():
+            register_secret(line.strip())  # every line is secret; only the first is used
+        token = text.splitlines()[0].strip() if text.strip() else ""
         if not token:
             raise ConfigError(
-                f"--token-file {token_file} is empty; put the token on its first line"
+                f"--token-file {token_file} has no token on its first line; put the token there"
             )
         return token
     token = os.environ.get("HF_TOKEN", "").strip()
+    register_secret(token)
     return token or None
+
+
+def register_url_secrets() -> None:
+    """A password in HF_ENDPOINT (or a proxy URL) is a secret too."""
+    from urllib.parse import urlsplit
+
+    from .errors import register_secret
+
+    for var in (
+        "HF_ENDPOINT",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+    ):
+        try:
+            parts = urlsplit(os.environ.get(var, ""))
+        except ValueError:
+            continue
+        register_secret(parts.password)
+        if parts.password and parts.username:
+            register_secret(f"{parts.username}:{parts.password}")
 
 
 def run_download(
@@ -51,6 +93,7 @@ def run_download(
             return 1
         return 0
 
+    register_url_secrets()
     token = read_token(token_file)
     from huggingface_hub.utils import disable_progress_bars
 

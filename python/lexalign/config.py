@@ -16,7 +16,9 @@ REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
+    # strict: no silent coercion (`retries: yes` is not 1, `max_steps: "5"` is not 5); floats
+    # still take integers.
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True, strict=True)
 
 
 def _check_repo_id(value: str) -> str:
@@ -84,6 +86,8 @@ class DownloadConfig(Strict):
     retries: int = Field(5, ge=0, le=100, description="per file, on transient errors")
     timeout_s: float = Field(60, gt=0, le=3600, description="per request")
     deadline_s: float = Field(3600, gt=0, description="whole run")
+    max_workers: int = Field(8, ge=1, le=64, description="files downloaded at once, all repos")
+    use_xet: bool = False
     models: list[RepoSpec] = Field(default_factory=list)
     datasets: list[RepoSpec] = Field(default_factory=list)
 

@@ -5,6 +5,7 @@ fix; unknown keys get a "did you mean" suggestion; YAML syntax errors give line 
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,16 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+def _cut(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
     loc = tuple(err.get("loc", ()))
     kind = err.get("type", "")
     if kind == "extra_forbidden":
-        key = str(loc[-1]) if loc else "?"
+        key = str(loc[-1])[:60] if loc else "?"
         known = _model_fields_at(model, loc[:-1])
         guess = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = (
@@ -70,7 +76,7 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
     msg = str(err.get("msg", "invalid value"))
     msg = msg.removeprefix("Value error, ")
     value = err.get("input")
-    shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+    shown = "" if isinstance(value, dict | list) or value is None else f" (got {_cut(value)})"
     if kind in ("literal_error",):
         return f"{_key_path(loc)}: {msg}{shown}"
     return f"{_key_path(loc)}: {msg}{shown}"
@@ -86,6 +92,8 @@ def parse_config(data: Any, model: type[BaseModel], source: str) -> Any:
         )
     try:
         return model.model_validate(data)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a config") from None
     except ValidationError as exc:
         # Unknown keys first: a misspelt key usually explains a "missing" one.
         errors = sorted(
@@ -99,22 +107,75 @@ def parse_config(data: Any, model: type[BaseModel], source: str) -> Any:
         raise ConfigError(f"{source}: {first}{more}") from None
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _loader():
+    """A safe YAML loader that refuses duplicate keys (naming both lines) and reads `2e-4` as a
+    number (YAML 1.1 would make it a string)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"duplicate key {str(key)[:60]!r} at line {line} (first at line {seen[key]}); "
+                    "keep one — YAML would silently use the last"
+                )
+            seen[key] = line
+        return loader.construct_mapping(node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader
+
+
 def load_yaml(path: str | Path) -> Any:
+    import stat
+
     import yaml
 
     p = Path(path)
-    if not p.exists():
+    try:
+        st = p.stat()
+    except FileNotFoundError:
         raise ConfigError(
             f"config file not found: {p}; pass --config PATH (examples are in config/)"
-        )
-    if p.is_dir():
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read it ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"{p} is a folder; pass --config with a YAML file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{p} is not a regular file (a pipe or device?); pass a YAML file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{p} is {st.st_size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,} — is it the right file?"
+        )
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read it ({exc})") from None
+        with p.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text; save the config as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read it ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deeply to be a config") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

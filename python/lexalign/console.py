@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from typing import Any
 
-from .errors import redact
+from .errors import redact, redact_tree
+
+_WRITE = threading.Lock()  # download workers print from several threads
 
 
 class Console:
@@ -34,9 +37,10 @@ class Console:
         """A machine-readable event (printed only in JSON mode)."""
         if self.mode == "json":
             record = {"event": name, "time": round(time.time(), 3), **fields}
-            line = redact(json.dumps(record, default=str, sort_keys=False))
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            line = json.dumps(redact_tree(record), default=str, sort_keys=False)
+            with _WRITE:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
 
     def info(self, message: str) -> None:
         if self.human:
@@ -51,14 +55,16 @@ class Console:
         if self.mode == "json":
             self.event("warning", message=redact(message))
         else:
-            sys.stderr.write(f"warning: {redact(message)}\n")
+            with _WRITE:
+                sys.stderr.write(f"warning: {redact(message)}\n")
 
     def error(self, message: str, **fields: Any) -> None:
         """Errors are always printed on stderr; in JSON mode also as an event."""
         msg = redact(message)
         self.event("error", message=msg, **fields)
-        sys.stderr.write(f"error: {msg}\n")
-        sys.stderr.flush()
+        with _WRITE:
+            sys.stderr.write(f"error: {msg}\n")
+            sys.stderr.flush()
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         """A table on stdout (human mode) — the result people read or paste."""

@@ -34,13 +34,39 @@ class RuntimeFailure(LexAlignError):
     exit_code = EXIT_FAILURE
 
 
+_SECRETS: set[str] = set()
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (a token from a file, a URL password) so every later line is redacted
+    of it — human output, `--json` events and `--debug` tracebacks alike."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove token values (the given secrets, HF_TOKEN, and anything shaped like `hf_…`)."""
+    """Remove secrets: the registered ones, the given ones, HF_TOKEN, anything shaped like a
+    Hub token (`hf_…`), and the user:password part of URLs."""
     out = str(text)
-    for secret in (*secrets, os.environ.get("HF_TOKEN")):
+    env_token = os.environ.get("HF_TOKEN", "").strip()
+    for secret in sorted({*secrets, env_token, *_SECRETS} - {None, ""}, key=len, reverse=True):
         if secret and len(secret) >= 4:
             out = out.replace(secret, "***")
+    out = _USERINFO_RE.sub(lambda m: f"{m['scheme']}***@", out)
     return _TOKEN_RE.sub("hf_***", out)
+
+
+def redact_tree(value):
+    """redact() applied to every string in a JSON-like value, before it is serialised (so a
+    secret with a quote or backslash in it cannot escape through JSON escaping)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_tree(v) for v in value]
+    return value
 
 
 def one_line(text: str, limit: int = 400) -> str:

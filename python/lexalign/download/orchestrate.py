@@ -1,25 +1,34 @@
-"""The download run: resolve each repo's revision to a commit and list its files, fetch each
-file with huggingface_hub (resuming partial files), check it (size, and sha256 or git blob id
-where the Hub publishes one), and write the manifest — within the retry policy (retry.py) and
-the run's deadline (deadline.py)."""
+"""The download run: resolve each repo's revision to a commit and list its files (names checked:
+names.py), fetch the files that are missing or differ — in parallel, `max_workers` transfers
+across all repos, each bounded (fetch.py) and resumable — check each (size, and sha256 or git
+blob id where the Hub publishes one), move it into place, and write the manifest; within the
+retry policy (retry.py) and the run's deadline (deadline.py). A failure of one repo (a bad
+name, an OSError, a corrupt file) fails that repo only; the run always ends with its summary."""
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import DownloadConfig, RepoSpec
 from ..console import Console
-from ..errors import LexAlignError, RuntimeFailure, one_line, redact
+from ..errors import LexAlignError, RuntimeFailure, redact
 from ..kinds import RepoStatus
+from . import names as names_mod
 from .deadline import Deadline, DeadlineExceeded
+from .fetch import Cancelled, abort, fetch
 from .manifest import Manifest, ManifestFile, hash_file, read_manifest, write_manifest
+from .network import explain
+from .progress import RunProgress
 from .retry import Where, backoff_delay, decide, single_attempt
-from .watch import Watcher
 
 
 @dataclass
@@ -65,28 +74,42 @@ class Downloader:
         self.sleep = sleep
         self.rng = random.Random()
         self.deadline = Deadline(cfg.deadline_s)
+        self.stop = threading.Event()
+        self.active: set = set()  # responses being read, to unblock on Ctrl-C
+        self.progress: RunProgress | None = None
         single_attempt()
+
+    def _sleep(self, seconds: float) -> None:
+        """Back off, but wake up at once on Ctrl-C."""
+        if self.sleep is time.sleep:
+            if self.stop.wait(seconds):
+                raise Cancelled("interrupted")
+        else:
+            self.sleep(seconds)
 
     # -- retries -------------------------------------------------------------------------------
 
     def retrying(self, what: str, fn: Callable[[float], Any], where: Where) -> Any:
         attempts = self.cfg.retries + 1
         for attempt in range(attempts):
+            if self.stop.is_set():
+                raise Cancelled(what)
             left = self.deadline.check(what)
             timeout = max(1.0, min(self.cfg.timeout_s, left))
             try:
                 return fn(timeout)
-            except (KeyboardInterrupt, LexAlignError):
+            except (KeyboardInterrupt, LexAlignError, Cancelled):
                 raise
             except Exception as exc:  # noqa: BLE001 - decided by the policy table
+                if self.stop.is_set():
+                    raise Cancelled(what) from exc
                 verdict = decide(exc, where)
                 if not verdict.transient:
                     raise RuntimeFailure(verdict.message) from exc
                 cause = verdict.cause or exc
                 if attempt == attempts - 1:
                     raise RuntimeFailure(
-                        f"{what}: gave up after {attempts} attempt(s): {type(cause).__name__}: "
-                        f"{one_line(cause, 200)}"
+                        f"{what}: gave up after {attempts} attempt(s): {explain(cause)}"
                     ) from exc
                 delay = backoff_delay(attempt, verdict.retry_after, self.rng)
                 if delay >= self.deadline.remaining():
@@ -95,17 +118,16 @@ class Downloader:
                         f"(next retry in {delay:.1f}s); raise deadline_s or retry later"
                     ) from exc
                 self.console.warn(
-                    f"{what}: {type(cause).__name__}: {one_line(cause, 160)}; "
-                    f"retry {attempt + 1}/{attempts - 1} in {delay:.1f}s"
+                    f"{what}: {explain(cause)}; retry {attempt + 1}/{attempts - 1} in {delay:.1f}s"
                 )
                 self.console.event(
                     "retry",
                     what=what,
                     attempt=attempt + 1,
                     delay_s=round(delay, 2),
-                    error=redact(one_line(cause, 200)),
+                    error=redact(explain(cause)),
                 )
-                self.sleep(delay)
+                self._sleep(delay)
         raise AssertionError("unreachable")
 
     def where(self, spec: RepoSpec, repo_type: str) -> Where:
@@ -142,6 +164,7 @@ class Downloader:
         )
         files = []
         for name in sorted(names):
+            names_mod.check(spec.repo_id, name)
             s = by_name[name]
             lfs = getattr(s, "lfs", None)
             sha256 = lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)
@@ -156,9 +179,10 @@ class Downloader:
             )
         return info.sha, files
 
-    def _fetch(
+    def _fetch_xet(
         self, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
     ) -> None:
+        """`use_xet: true`: hand the file to huggingface_hub (hf_xet for Xet-stored files)."""
         from huggingface_hub import constants, hf_hub_download
 
         def call(timeout: float):
@@ -175,33 +199,118 @@ class Downloader:
 
         self.retrying(f"downloading {spec.repo_id}/{f.path}", call, self.where(spec, repo_type))
 
-    @staticmethod
-    def check_file(
-        local_dir: Path, f: RemoteFile, inline: tuple[str, str] | None = None
-    ) -> tuple[str | None, str]:
-        """(problem or None, sha256) for a downloaded file; `inline` is the hash taken while it
-        downloaded, if any."""
-        p = local_dir / f.path
-        if not p.is_file():
-            return f"{f.path}: missing after download", ""
-        size = p.stat().st_size
-        if f.size is not None and size != f.size:
-            return f"{f.path}: size {size} != expected {f.size}", ""
-        sha256, git_sha1 = inline or hash_file(p, git_sha1=bool(f.blob_id))
-        if f.sha256 and sha256 != f.sha256:
-            return f"{f.path}: sha256 mismatch", sha256
-        if f.blob_id and len(f.blob_id) == 40 and git_sha1 != f.blob_id:
-            return f"{f.path}: git blob id mismatch", sha256
-        return None, sha256
+    def _fetched(self, spec: RepoSpec, path: str, size: int) -> None:
+        self.console.event("file_done", repo_id=spec.repo_id, path=path, bytes=size, cached=False)
+        self.console.info(f"  {spec.repo_id}: {path} ({size:,} bytes)")
 
-    def download_repo(
+    @staticmethod
+    def matches(f: RemoteFile, size: int, sha256: str, git_sha1: str) -> str | None:
+        """None when a file of `size` with these hashes is `f`, else what differs."""
+        if f.size is not None and size != f.size:
+            return f"{f.path}: size {size} != expected {f.size}"
+        if f.sha256 and sha256 != f.sha256:
+            return f"{f.path}: sha256 mismatch"
+        if f.blob_id and len(f.blob_id) == 40 and git_sha1 != f.blob_id:
+            return f"{f.path}: git blob id mismatch"
+        return None
+
+    def _fetch_one(
+        self, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
+    ) -> ManifestFile:
+        """Download one file (resuming), check it, move it into place; a corrupt copy is fetched
+        again within the retry budget. Runs in a worker thread."""
+        from huggingface_hub import hf_hub_url
+        from huggingface_hub.utils import build_hf_headers, get_session
+
+        final = names_mod.target(local_dir, spec.repo_id, f.path)
+        where = self.where(spec, repo_type)
+        progress = self.progress.file(spec.repo_id, f.path, f.size) if self.progress else None
+        try:
+            for _attempt in range(self.cfg.retries + 1):
+                if self.cfg.use_xet:
+                    self._fetch_xet(spec, repo_type, commit, f, local_dir)
+                    final = names_mod.target(local_dir, spec.repo_id, f.path)
+                    sha256, git_sha1 = hash_file(final, git_sha1=bool(f.blob_id))
+                    problem = self.matches(f, final.stat().st_size, sha256, git_sha1)
+                    if problem is None:
+                        self._fetched(spec, f.path, final.stat().st_size)
+                        return ManifestFile(path=f.path, size=final.stat().st_size, sha256=sha256)
+                    final.unlink(missing_ok=True)
+                else:
+                    url = hf_hub_url(spec.repo_id, f.path, repo_type=repo_type, revision=commit)
+                    headers = build_hf_headers(token=self.token)
+
+                    def call(timeout: float, url=url, headers=headers):
+                        return fetch(
+                            session=get_session(),
+                            url=url,
+                            headers=headers,
+                            local_dir=local_dir,
+                            name=f.path,
+                            size=f.size,
+                            git_sha1=bool(f.blob_id),
+                            deadline=self.deadline,
+                            timeout_s=self.cfg.timeout_s,
+                            stop=self.stop,
+                            on_bytes=progress.add if progress else (lambda n: None),
+                            active=self.active,
+                        )
+
+                    part, sha256, git_sha1 = self.retrying(
+                        f"downloading {spec.repo_id}/{f.path}", call, where
+                    )
+                    size = part.stat().st_size
+                    problem = self.matches(f, size, sha256, git_sha1)
+                    if problem is None:
+                        # Checked again right before the rename: a symlinked folder may have
+                        # appeared meanwhile.
+                        final = names_mod.target(local_dir, spec.repo_id, f.path)
+                        final.parent.mkdir(parents=True, exist_ok=True)
+                        final = names_mod.target(local_dir, spec.repo_id, f.path)
+                        os.replace(part, final)
+                        self._fetched(spec, f.path, size)
+                        return ManifestFile(path=f.path, size=size, sha256=sha256)
+                    part.unlink(missing_ok=True)
+                self.console.warn(f"{spec.repo_id}: {problem}; fetching it again")
+                self.deadline.check(f"re-downloading {f.path}")
+            raise RuntimeFailure(
+                f"{spec.repo_id}: {f.path} failed its integrity check {self.cfg.retries + 1} times; the server sends a corrupt file"
+            )
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _unchanged(
+        self, spec: RepoSpec, f: RemoteFile, local_dir: Path, known: Manifest | None
+    ) -> ManifestFile | None:
+        """The manifest entry for a file already in place, or None when it must be fetched. With
+        a trusted manifest of this commit, a present file of the recorded size is kept; without
+        one, a present file is kept only if its hash matches the server's listing."""
+        p = names_mod.target(local_dir, spec.repo_id, f.path)
+        if not p.is_file():
+            return None
+        size = p.stat().st_size
+        entry = known.entry(f.path) if known else None
+        if entry is not None and size == entry.size and (f.size is None or size == f.size):
+            return entry
+        if f.size is not None and size != f.size:
+            return None
+        if not (f.sha256 or (f.blob_id and len(f.blob_id) == 40)):
+            return None
+        sha256, git_sha1 = hash_file(p, git_sha1=bool(f.blob_id))
+        if self.matches(f, size, sha256, git_sha1) is None:
+            return ManifestFile(path=f.path, size=size, sha256=sha256)
+        return None
+
+    def plan_repo(
         self, spec: RepoSpec, repo_type: str, local_dir: Path, result: RepoResult
-    ) -> None:
-        started = time.monotonic()
+    ) -> tuple[list[RemoteFile], list[ManifestFile]] | None:
+        """Resolve and decide what to fetch: (to fetch, already in place), or None when there is
+        nothing more to do (dry run, offline)."""
         revision = spec.revision or "main"
         if self.offline:
             self._offline_repo(spec, local_dir, result)
-            return
+            return None
         commit, files = self.resolve(spec, repo_type)
         result.commit, result.remote = commit, files
         result.files = len(files)
@@ -217,69 +326,47 @@ class Downloader:
         )
         if self.dry_run:
             result.status = RepoStatus.DRY_RUN
-            return
+            return None
         previous, why = read_manifest(local_dir)
-        if why:
-            self.console.warn(f"{spec.repo_id}: {why}; not trusting it, every file is checked")
         known = previous if previous and previous.commit == commit else None
+        if why:
+            self.console.warn(
+                f"{spec.repo_id}: {why}; not trusting it: the files on disk are re-hashed against the server's listing"
+            )
         local_dir.mkdir(parents=True, exist_ok=True)
-        entries: list[ManifestFile] = []
+        todo, kept = [], []
         for f in files:
-            p = local_dir / f.path
-            entry = known.entry(f.path) if known else None
-            if (
-                entry
-                and p.is_file()
-                and p.stat().st_size == entry.size == (f.size if f.size is not None else entry.size)
-            ):
-                entries.append(entry)
-                self.console.event(
-                    "file_done", repo_id=spec.repo_id, path=f.path, bytes=entry.size, cached=True
-                )
+            entry = self._unchanged(spec, f, local_dir, known)
+            if entry is None:
+                todo.append(f)
                 continue
-            sha256 = self._fetch_verified(spec, repo_type, commit, f, local_dir)
-            size = p.stat().st_size
-            result.fetched_bytes += size
-            entries.append(ManifestFile(path=f.path, size=size, sha256=sha256))
+            kept.append(entry)
+            self.console.event(
+                "file_done", repo_id=spec.repo_id, path=f.path, bytes=entry.size, cached=True
+            )
+        return todo, kept
+
+    def finish_repo(
+        self,
+        spec: RepoSpec,
+        repo_type: str,
+        local_dir: Path,
+        result: RepoResult,
+        entries: list[ManifestFile],
+    ) -> None:
         write_manifest(
             local_dir,
             Manifest(
                 repo_id=spec.repo_id,
                 repo_type=repo_type,
-                revision=revision,
-                commit=commit,
+                revision=spec.revision or "main",
+                commit=result.commit,
                 files=entries,
                 allow_patterns=spec.allow_patterns,
                 ignore_patterns=spec.ignore_patterns,
             ),
         )
-        result.seconds = time.monotonic() - started
         result.status = RepoStatus.OK
-
-    def _fetch_verified(
-        self, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
-    ) -> str:
-        """Download one file (resuming), check it, and retry a corrupt copy within the budget."""
-        for _attempt in range(self.cfg.retries + 1):
-            watcher = Watcher(
-                self.console, spec.repo_id, f.path, local_dir, f.size, git_sha1=bool(f.blob_id)
-            )
-            with watcher:
-                self._fetch(spec, repo_type, commit, f, local_dir)
-            problem, sha256 = self.check_file(local_dir, f, watcher.result())
-            if problem is None:
-                self.console.event(
-                    "file_done", repo_id=spec.repo_id, path=f.path, bytes=f.size, cached=False
-                )
-                self.console.info(watcher.done_line())
-                return sha256
-            # A corrupt copy is removed so the next attempt fetches it afresh.
-            (local_dir / f.path).unlink(missing_ok=True)
-            self.console.warn(f"{spec.repo_id}: {problem}; fetching it again")
-            self.deadline.check(f"re-downloading {f.path}")
-        raise RuntimeFailure(
-            f"{spec.repo_id}: {f.path} failed its integrity check {self.cfg.retries + 1} times; the server sends a corrupt file"
-        )
 
     def _offline_repo(self, spec: RepoSpec, local_dir: Path, result: RepoResult) -> None:
         manifest, why = read_manifest(local_dir)
@@ -312,47 +399,111 @@ class Downloader:
 
     # -- the run -------------------------------------------------------------------------------
 
+    def _fail(self, result: RepoResult, exc: BaseException) -> None:
+        if isinstance(exc, OSError):
+            hint = "check that the folder is writable, the disk has room, and no dangling symlink is in the way"
+            name = getattr(exc, "filename", None)
+            msg = f"{result.repo_id}: {exc.strerror or type(exc).__name__}{f' ({name})' if name else ''}; {hint}"
+        else:
+            msg = str(exc)
+        result.status, result.error = RepoStatus.FAILED, msg
+        self.console.error(msg, repo_id=result.repo_id)
+
+    def _done(self, result: RepoResult, started: float) -> None:
+        result.seconds = time.monotonic() - started
+        self.console.event(
+            "repo_done",
+            repo_id=result.repo_id,
+            repo_type=result.repo_type,
+            status=str(result.status),
+            commit=result.commit,
+            files=result.files,
+            bytes=result.bytes,
+            seconds=round(result.seconds, 3),
+            local_dir=str(result.local_dir),
+            error=result.error or None,
+        )
+
     def run(self) -> list[RepoResult]:
-        results: list[RepoResult] = []
+        """Every repo, its files fetched by one pool of `max_workers`; a result for each repo,
+        in config order. Ctrl-C stops every transfer (partials kept) and raises
+        KeyboardInterrupt."""
         jobs = self.cfg.jobs()
         self.console.event("start", repos=len(jobs), dry_run=self.dry_run, offline=self.offline)
-        for spec, repo_type, local_dir in jobs:
-            result = RepoResult(spec.repo_id, repo_type, spec.revision or "main", local_dir)
-            started = time.monotonic()
-            try:
-                self.download_repo(spec, repo_type, local_dir, result)
-            except DeadlineExceeded as exc:
-                result.status, result.error = RepoStatus.FAILED, str(exc)
-                self.console.error(str(exc), repo_id=spec.repo_id)
-                results.append(result)
-                # Nothing else can finish either.
-                for spec2, rt2, ld2 in jobs[len(results) :]:
-                    results.append(
-                        RepoResult(
-                            spec2.repo_id,
-                            rt2,
-                            spec2.revision or "main",
-                            ld2,
-                            status=RepoStatus.SKIPPED,
-                            error="deadline exceeded",
-                        )
-                    )
-                break
-            except LexAlignError as exc:
-                result.status, result.error = RepoStatus.FAILED, str(exc)
-                self.console.error(str(exc), repo_id=spec.repo_id)
-            result.seconds = time.monotonic() - started
-            self.console.event(
-                "repo_done",
-                repo_id=spec.repo_id,
-                repo_type=repo_type,
-                status=str(result.status),
-                commit=result.commit,
-                files=result.files,
-                bytes=result.bytes,
-                seconds=round(result.seconds, 3),
-                local_dir=str(local_dir),
-                error=result.error or None,
-            )
-            results.append(result)
+        results = [
+            RepoResult(spec.repo_id, rt, spec.revision or "main", ld) for spec, rt, ld in jobs
+        ]
+        pool = ThreadPoolExecutor(max_workers=self.cfg.max_workers, thread_name_prefix="download")
+        try:
+            with RunProgress(self.console) as progress:
+                self.progress = progress
+                self._run(jobs, results, pool)
+        except KeyboardInterrupt:
+            self.stop.set()
+            abort(self.active)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            self.progress = None
+            pool.shutdown(wait=True, cancel_futures=True)
         return results
+
+    def _run(self, jobs, results: list[RepoResult], pool: ThreadPoolExecutor) -> None:
+        started = time.monotonic()
+        in_flight: list[tuple[int, list[Future], list[ManifestFile]]] = []
+        stopped = False
+        for i, (spec, repo_type, local_dir) in enumerate(jobs):
+            result = results[i]
+            if stopped:
+                result.status, result.error = RepoStatus.SKIPPED, "deadline exceeded"
+                self._done(result, started)
+                continue
+            try:
+                plan = self.plan_repo(spec, repo_type, local_dir, result)
+            except DeadlineExceeded as exc:
+                self._fail(result, exc)
+                self._done(result, started)
+                stopped = True  # nothing else can finish either
+                continue
+            except (LexAlignError, OSError) as exc:
+                self._fail(result, exc)
+                self._done(result, started)
+                continue
+            if plan is None:
+                self._done(result, started)
+                continue
+            todo, kept = plan
+            if self.progress is not None:
+                self.progress.expect(sum(f.size or 0 for f in todo))
+            futures = [
+                pool.submit(self._fetch_one, spec, repo_type, result.commit, f, local_dir)
+                for f in todo
+            ]
+            in_flight.append((i, futures, kept))
+        for i, futures, kept in in_flight:
+            spec, repo_type, local_dir = jobs[i]
+            result = results[i]
+            pending = set(futures)
+            while pending:
+                _, pending = wait_futures(pending, timeout=0.5)
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            cancelled = [e for e in errors if isinstance(e, Cancelled)]
+            if cancelled:
+                raise KeyboardInterrupt
+            if errors:
+                self._fail(
+                    result, next((e for e in errors if isinstance(e, DeadlineExceeded)), errors[0])
+                )
+                for e in errors:
+                    if isinstance(e, LexAlignError | OSError):
+                        continue
+                    raise e  # a bug: not a per-repo failure
+            else:
+                fetched = [f.result() for f in futures]
+                result.fetched_bytes += sum(e.size for e in fetched)
+                entries = kept + fetched
+                try:
+                    self.finish_repo(spec, repo_type, local_dir, result, entries)
+                except OSError as exc:
+                    self._fail(result, exc)
+            self._done(result, started)
