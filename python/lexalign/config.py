@@ -24,7 +24,7 @@ class Strict(BaseModel):
 def _check_repo_id(value: str) -> str:
     if not REPO_ID_RE.match(value) or "--" in value or ".." in value or value.endswith((".", "-")):
         raise ValueError(
-            f"{value!r} is not a Hub repo id; use 'name' or 'owner/name' "
+            f"{value[:60]!r}{'…' if len(value) > 60 else ''} is not a Hub repo id; use 'name' or 'owner/name' "
             "(letters, digits, '-', '_', '.'), e.g. distilbert/distilgpt2"
         )
     return value

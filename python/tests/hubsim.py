@@ -69,7 +69,9 @@ class SimRepo:
 @dataclass
 class Fault:
     """One switchable fault. `where`: api | head | get. `path`: substring the URL must contain.
-    `kind`: status | drop | stall | slow. `times`: how many requests it hits (then it is spent)."""
+    `kind`: status | drop | stall | slow, and the hostile ones: `endless` (a body with no
+    length that never ends), `drip` (one byte every `seconds`, forever), `echo` (an error whose
+    message repeats the Authorization header back). `times`: how many requests it hits."""
 
     where: str
     kind: str
@@ -230,6 +232,26 @@ def _make_handler(sim: HubSim):
                 self._send(
                     f.status, json.dumps({"error": f"injected {f.status}"}).encode(), headers
                 )
+                return True
+            if f.kind == "echo":
+                auth = self.headers.get("Authorization", "")
+                self._error(f.status, None, f"rejected credentials {auth!s} for {self.path}")
+                return True
+            if f.kind in ("endless", "drip") and where == "get":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                block = b"x" * (1 if f.kind == "drip" else 64 * 1024)
+                try:
+                    while True:
+                        self.wfile.write(block)
+                        self.wfile.flush()
+                        if f.kind == "drip":
+                            time.sleep(f.seconds)
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    pass
                 return True
             if f.kind == "drop" and where == "api":
                 self.close_connection = True

@@ -31,6 +31,17 @@ from .progress import RunProgress
 from .retry import Where, backoff_delay, decide, single_attempt
 
 
+def _local_oserror(exc: BaseException) -> bool:
+    """An OSError about a local file (permissions, disk full, a dangling link), not a request."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return False
+    try:
+        from requests import RequestException
+    except ImportError:  # pragma: no cover
+        return True
+    return not isinstance(exc, RequestException) and exc.filename is not None
+
+
 @dataclass
 class RemoteFile:
     path: str
@@ -103,6 +114,8 @@ class Downloader:
             except Exception as exc:  # noqa: BLE001 - decided by the policy table
                 if self.stop.is_set():
                     raise Cancelled(what) from exc
+                if _local_oserror(exc):
+                    raise  # the disk, not the network: the repo fails with a fix hint
                 verdict = decide(exc, where)
                 if not verdict.transient:
                     raise RuntimeFailure(verdict.message) from exc
