@@ -1,11 +1,12 @@
-"""Downloads from the Hugging Face Hub with real huggingface_hub calls, plus what the library
-does not do at the pinned version: one retry policy (retry.py), an overall deadline
-(deadline.py), a watcher that hashes and reports progress from one read of the file being
-written (watch.py), a validated manifest (manifest.py), orchestration (orchestrate.py) and
+"""Downloads from the Hugging Face Hub: huggingface_hub for the API and the session (headers,
+proxies, CA bundle), our own bounded transfers for the files. One retry policy (retry.py), an
+overall deadline that also cuts transfers (deadline.py, fetch.py), untrusted file names checked
+(names.py), parallel transfers with one progress display (orchestrate.py, files.py,
+progress.py), a validated manifest (manifest.py), network errors in one line (network.py) and
 offline verification (verify.py).
 
-Files appear under their final names only when complete (huggingface_hub's `.incomplete` +
-rename), and a later run resumes partial files.
+Files appear under their final names only when complete and checked (a partial file under
+`.cache/lexalign/` + rename), and a later run resumes partial files.
 """
 
 from .orchestrate import Downloader, RepoResult

@@ -7,7 +7,6 @@ name, an OSError, a corrupt file) fails that repo only; the run always ends with
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -22,10 +21,11 @@ from ..config import DownloadConfig, RepoSpec
 from ..console import Console
 from ..errors import LexAlignError, RuntimeFailure, redact
 from ..kinds import RepoStatus
+from . import files as filejobs
 from . import names as names_mod
 from .deadline import Deadline, DeadlineExceeded
-from .fetch import Cancelled, abort, fetch
-from .manifest import Manifest, ManifestFile, hash_file, read_manifest, write_manifest
+from .fetch import Cancelled, abort
+from .manifest import Manifest, ManifestFile, read_manifest, write_manifest
 from .network import explain
 from .progress import RunProgress
 from .retry import Where, backoff_delay, decide, single_attempt
@@ -192,129 +192,6 @@ class Downloader:
             )
         return info.sha, files
 
-    def _fetch_xet(
-        self, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
-    ) -> None:
-        """`use_xet: true`: hand the file to huggingface_hub (hf_xet for Xet-stored files)."""
-        from huggingface_hub import constants, hf_hub_download
-
-        def call(timeout: float):
-            constants.HF_HUB_DOWNLOAD_TIMEOUT = timeout
-            return hf_hub_download(
-                spec.repo_id,
-                f.path,
-                repo_type=repo_type,
-                revision=commit,
-                local_dir=str(local_dir),
-                token=self.token,
-                etag_timeout=timeout,
-            )
-
-        self.retrying(f"downloading {spec.repo_id}/{f.path}", call, self.where(spec, repo_type))
-
-    def _fetched(self, spec: RepoSpec, path: str, size: int) -> None:
-        self.console.event("file_done", repo_id=spec.repo_id, path=path, bytes=size, cached=False)
-        self.console.info(f"  {spec.repo_id}: {path} ({size:,} bytes)")
-
-    @staticmethod
-    def matches(f: RemoteFile, size: int, sha256: str, git_sha1: str) -> str | None:
-        """None when a file of `size` with these hashes is `f`, else what differs."""
-        if f.size is not None and size != f.size:
-            return f"{f.path}: size {size} != expected {f.size}"
-        if f.sha256 and sha256 != f.sha256:
-            return f"{f.path}: sha256 mismatch"
-        if f.blob_id and len(f.blob_id) == 40 and git_sha1 != f.blob_id:
-            return f"{f.path}: git blob id mismatch"
-        return None
-
-    def _fetch_one(
-        self, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
-    ) -> ManifestFile:
-        """Download one file (resuming), check it, move it into place; a corrupt copy is fetched
-        again within the retry budget. Runs in a worker thread."""
-        from huggingface_hub import hf_hub_url
-        from huggingface_hub.utils import build_hf_headers, get_session
-
-        final = names_mod.target(local_dir, spec.repo_id, f.path)
-        where = self.where(spec, repo_type)
-        progress = self.progress.file(spec.repo_id, f.path, f.size) if self.progress else None
-        try:
-            for _attempt in range(self.cfg.retries + 1):
-                if self.cfg.use_xet:
-                    self._fetch_xet(spec, repo_type, commit, f, local_dir)
-                    final = names_mod.target(local_dir, spec.repo_id, f.path)
-                    sha256, git_sha1 = hash_file(final, git_sha1=bool(f.blob_id))
-                    problem = self.matches(f, final.stat().st_size, sha256, git_sha1)
-                    if problem is None:
-                        self._fetched(spec, f.path, final.stat().st_size)
-                        return ManifestFile(path=f.path, size=final.stat().st_size, sha256=sha256)
-                    final.unlink(missing_ok=True)
-                else:
-                    url = hf_hub_url(spec.repo_id, f.path, repo_type=repo_type, revision=commit)
-                    headers = build_hf_headers(token=self.token)
-
-                    def call(timeout: float, url=url, headers=headers):
-                        return fetch(
-                            session=get_session(),
-                            url=url,
-                            headers=headers,
-                            local_dir=local_dir,
-                            name=f.path,
-                            size=f.size,
-                            git_sha1=bool(f.blob_id),
-                            deadline=self.deadline,
-                            timeout_s=self.cfg.timeout_s,
-                            stop=self.stop,
-                            on_bytes=progress.add if progress else (lambda n: None),
-                            active=self.active,
-                        )
-
-                    part, sha256, git_sha1 = self.retrying(
-                        f"downloading {spec.repo_id}/{f.path}", call, where
-                    )
-                    size = part.stat().st_size
-                    problem = self.matches(f, size, sha256, git_sha1)
-                    if problem is None:
-                        # Checked again right before the rename: a symlinked folder may have
-                        # appeared meanwhile.
-                        final = names_mod.target(local_dir, spec.repo_id, f.path)
-                        final.parent.mkdir(parents=True, exist_ok=True)
-                        final = names_mod.target(local_dir, spec.repo_id, f.path)
-                        os.replace(part, final)
-                        self._fetched(spec, f.path, size)
-                        return ManifestFile(path=f.path, size=size, sha256=sha256)
-                    part.unlink(missing_ok=True)
-                self.console.warn(f"{spec.repo_id}: {problem}; fetching it again")
-                self.deadline.check(f"re-downloading {f.path}")
-            raise RuntimeFailure(
-                f"{spec.repo_id}: {f.path} failed its integrity check {self.cfg.retries + 1} times; the server sends a corrupt file"
-            )
-        finally:
-            if progress is not None:
-                progress.close()
-
-    def _unchanged(
-        self, spec: RepoSpec, f: RemoteFile, local_dir: Path, known: Manifest | None
-    ) -> ManifestFile | None:
-        """The manifest entry for a file already in place, or None when it must be fetched. With
-        a trusted manifest of this commit, a present file of the recorded size is kept; without
-        one, a present file is kept only if its hash matches the server's listing."""
-        p = names_mod.target(local_dir, spec.repo_id, f.path)
-        if not p.is_file():
-            return None
-        size = p.stat().st_size
-        entry = known.entry(f.path) if known else None
-        if entry is not None and size == entry.size and (f.size is None or size == f.size):
-            return entry
-        if f.size is not None and size != f.size:
-            return None
-        if not (f.sha256 or (f.blob_id and len(f.blob_id) == 40)):
-            return None
-        sha256, git_sha1 = hash_file(p, git_sha1=bool(f.blob_id))
-        if self.matches(f, size, sha256, git_sha1) is None:
-            return ManifestFile(path=f.path, size=size, sha256=sha256)
-        return None
-
     def plan_repo(
         self, spec: RepoSpec, repo_type: str, local_dir: Path, result: RepoResult
     ) -> tuple[list[RemoteFile], list[ManifestFile]] | None:
@@ -349,7 +226,7 @@ class Downloader:
         local_dir.mkdir(parents=True, exist_ok=True)
         todo, kept = [], []
         for f in files:
-            entry = self._unchanged(spec, f, local_dir, known)
+            entry = filejobs.unchanged(self, spec, f, local_dir, known)
             if entry is None:
                 todo.append(f)
                 continue
@@ -489,7 +366,7 @@ class Downloader:
             if self.progress is not None:
                 self.progress.expect(sum(f.size or 0 for f in todo))
             futures = [
-                pool.submit(self._fetch_one, spec, repo_type, result.commit, f, local_dir)
+                pool.submit(filejobs.fetch_one, self, spec, repo_type, result.commit, f, local_dir)
                 for f in todo
             ]
             in_flight.append((i, futures, kept))

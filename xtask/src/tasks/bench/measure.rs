@@ -95,7 +95,7 @@ impl Bench<'_> {
     }
 }
 
-fn numbers(v: &serde_json::Value, key: &str) -> Vec<f64> {
+pub(super) fn numbers(v: &serde_json::Value, key: &str) -> Vec<f64> {
     v.get(key)
         .and_then(|a| a.as_array())
         .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
@@ -391,50 +391,6 @@ pub fn packing(b: &Bench) -> Result<Vec<Row>> {
         Err(e) => row = row.unavailable(format!("not measured: {e}")),
     }
     Ok(vec![row])
-}
-
-pub fn download(b: &Bench) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for (id, name, rate) in [
-        ("download", "download CLI throughput (loopback)", "0"),
-        (
-            "download-link",
-            "download CLI throughput (100 MB/s link)",
-            "100",
-        ),
-    ] {
-        if !b.wanted(id) {
-            continue;
-        }
-        b.ctx
-            .info(format!("bench: {name} (CLI vs curl, in the container)"));
-        let mut row = Row::new(id, name, "MB/s");
-        row.target = Some(Target::RatioAtLeast(0.8));
-        row.peer_name = "curl";
-        let n = b.runs.min(3).to_string();
-        match b.dev_json(&[
-            "python",
-            "benchmarks/download_bench.py",
-            "--runs",
-            &n,
-            "--rate-mb-s",
-            rate,
-        ]) {
-            Ok(v) => {
-                row.samples = numbers(&v, "cli_mb_s");
-                row.peer = numbers(&v, "curl_mb_s");
-                let help = median(&numbers(&v, "help_s"));
-                row.note = format!(
-                    "200 MB from the local Hub imitation{}; the whole CLI run (start-up, API call, transfer, sha256); download.py --help {} s",
-                    if rate == "0" { "" } else { " throttled to 100 MB/s" },
-                    fmt(help)
-                );
-            }
-            Err(e) => row = row.unavailable(format!("not measured: {e}")),
-        }
-        rows.push(row);
-    }
-    Ok(rows)
 }
 
 #[cfg(test)]

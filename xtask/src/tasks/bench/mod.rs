@@ -10,6 +10,7 @@
 
 mod arm64;
 mod builds;
+mod download;
 pub mod measure;
 pub mod report;
 pub mod rows;
@@ -66,7 +67,8 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
             Group::Arm64 => arm64::arm64(&b, args.quick)?,
             Group::Push => scaleout::push(&b)?,
             Group::Multinode => scaleout::multinode(&b)?,
-            Group::Download => measure::download(&b)?,
+            Group::HfPeer => download::hf_peer(&b)?,
+            Group::Download => download::download(&b)?,
         };
         out.extend(rows);
     }

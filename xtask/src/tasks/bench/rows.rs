@@ -17,6 +17,7 @@ pub enum Group {
     Arm64,
     Push,
     Multinode,
+    HfPeer,
 }
 
 impl Group {
@@ -43,12 +44,13 @@ impl Group {
             Group::Arm64 => &["arm64-image-size", "arm64-build"],
             Group::Push => &["push-cold", "push-warm"],
             Group::Multinode => &["multinode"],
+            Group::HfPeer => &["download-sharded", "download-large"],
         }
     }
 }
 
 /// Every group, in the order the report lists them.
-pub const GROUPS: [Group; 13] = [
+pub const GROUPS: [Group; 14] = [
     Group::ColdBuild,
     Group::Rebuilds,
     Group::LockChange,
@@ -62,6 +64,7 @@ pub const GROUPS: [Group; 13] = [
     Group::Arm64,
     Group::Push,
     Group::Multinode,
+    Group::HfPeer,
 ];
 
 /// Every id the bench can print.

@@ -1,0 +1,146 @@
+"""One file of a download, run by a worker thread: is the copy on disk already the server's
+file (re-hashed when the manifest is not trusted), and fetching it — over our bounded HTTP
+path (fetch.py), or handed to huggingface_hub/hf_xet with `use_xet: true` — checking it and
+moving it into place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import RepoSpec
+from ..errors import RuntimeFailure
+from . import names as names_mod
+from .fetch import fetch
+from .manifest import Manifest, ManifestFile, hash_file
+
+if TYPE_CHECKING:
+    from .orchestrate import Downloader, RemoteFile
+
+
+def fetch_xet(
+    d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
+) -> None:
+    """`use_xet: true`: hand the file to huggingface_hub (hf_xet for Xet-stored files)."""
+    from huggingface_hub import constants, hf_hub_download
+
+    def call(timeout: float):
+        constants.HF_HUB_DOWNLOAD_TIMEOUT = timeout
+        return hf_hub_download(
+            spec.repo_id,
+            f.path,
+            repo_type=repo_type,
+            revision=commit,
+            local_dir=str(local_dir),
+            token=d.token,
+            etag_timeout=timeout,
+        )
+
+    d.retrying(f"downloading {spec.repo_id}/{f.path}", call, d.where(spec, repo_type))
+
+
+def fetched(d: Downloader, spec: RepoSpec, path: str, size: int) -> None:
+    d.console.event("file_done", repo_id=spec.repo_id, path=path, bytes=size, cached=False)
+    d.console.info(f"  {spec.repo_id}: {path} ({size:,} bytes)")
+
+
+def matches(f: RemoteFile, size: int, sha256: str, git_sha1: str) -> str | None:
+    """None when a file of `size` with these hashes is `f`, else what differs."""
+    if f.size is not None and size != f.size:
+        return f"{f.path}: size {size} != expected {f.size}"
+    if f.sha256 and sha256 != f.sha256:
+        return f"{f.path}: sha256 mismatch"
+    if f.blob_id and len(f.blob_id) == 40 and git_sha1 != f.blob_id:
+        return f"{f.path}: git blob id mismatch"
+    return None
+
+
+def fetch_one(
+    d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
+) -> ManifestFile:
+    """Download one file (resuming), check it, move it into place; a corrupt copy is fetched
+    again within the retry budget. Runs in a worker thread."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    final = names_mod.target(local_dir, spec.repo_id, f.path)
+    where = d.where(spec, repo_type)
+    progress = d.progress.file(spec.repo_id, f.path, f.size) if d.progress else None
+    try:
+        for _attempt in range(d.cfg.retries + 1):
+            if d.cfg.use_xet:
+                fetch_xet(d, spec, repo_type, commit, f, local_dir)
+                final = names_mod.target(local_dir, spec.repo_id, f.path)
+                sha256, git_sha1 = hash_file(final, git_sha1=bool(f.blob_id))
+                problem = matches(f, final.stat().st_size, sha256, git_sha1)
+                if problem is None:
+                    fetched(d, spec, f.path, final.stat().st_size)
+                    return ManifestFile(path=f.path, size=final.stat().st_size, sha256=sha256)
+                final.unlink(missing_ok=True)
+            else:
+                url = hf_hub_url(spec.repo_id, f.path, repo_type=repo_type, revision=commit)
+                headers = build_hf_headers(token=d.token)
+
+                def call(timeout: float, url=url, headers=headers):
+                    return fetch(
+                        session=get_session(),
+                        url=url,
+                        headers=headers,
+                        local_dir=local_dir,
+                        name=f.path,
+                        size=f.size,
+                        git_sha1=bool(f.blob_id),
+                        deadline=d.deadline,
+                        timeout_s=d.cfg.timeout_s,
+                        stop=d.stop,
+                        on_bytes=progress.add if progress else (lambda n: None),
+                        active=d.active,
+                    )
+
+                part, sha256, git_sha1 = d.retrying(
+                    f"downloading {spec.repo_id}/{f.path}", call, where
+                )
+                size = part.stat().st_size
+                problem = matches(f, size, sha256, git_sha1)
+                if problem is None:
+                    # Checked again right before the rename: a symlinked folder may have
+                    # appeared meanwhile.
+                    final = names_mod.target(local_dir, spec.repo_id, f.path)
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    final = names_mod.target(local_dir, spec.repo_id, f.path)
+                    os.replace(part, final)
+                    fetched(d, spec, f.path, size)
+                    return ManifestFile(path=f.path, size=size, sha256=sha256)
+                part.unlink(missing_ok=True)
+            d.console.warn(f"{spec.repo_id}: {problem}; fetching it again")
+            d.deadline.check(f"re-downloading {f.path}")
+        raise RuntimeFailure(
+            f"{spec.repo_id}: {f.path} failed its integrity check {d.cfg.retries + 1} times; the server sends a corrupt file"
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def unchanged(
+    d: Downloader, spec: RepoSpec, f: RemoteFile, local_dir: Path, known: Manifest | None
+) -> ManifestFile | None:
+    """The manifest entry for a file already in place, or None when it must be fetched. With
+    a trusted manifest of this commit, a present file of the recorded size is kept; without
+    one, a present file is kept only if its hash matches the server's listing."""
+    p = names_mod.target(local_dir, spec.repo_id, f.path)
+    if not p.is_file():
+        return None
+    size = p.stat().st_size
+    entry = known.entry(f.path) if known else None
+    if entry is not None and size == entry.size and (f.size is None or size == f.size):
+        return entry
+    if f.size is not None and size != f.size:
+        return None
+    if not (f.sha256 or (f.blob_id and len(f.blob_id) == 40)):
+        return None
+    sha256, git_sha1 = hash_file(p, git_sha1=bool(f.blob_id))
+    if matches(f, size, sha256, git_sha1) is None:
+        return ManifestFile(path=f.path, size=size, sha256=sha256)
+    return None

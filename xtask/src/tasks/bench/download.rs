@@ -1,0 +1,89 @@
+//! The download rows: the CLI against curl on one file (loopback, and a 100 MB/s link), and
+//! against `hf download` on a sharded repo and on one large file, every connection throttled.
+
+use super::measure::{numbers, Bench};
+use super::report::{fmt, median};
+use super::report::{Row, Target};
+use crate::error::Result;
+
+/// The download CLI against `hf download` on the same throttled Hub imitation (MB/s).
+pub fn hf_peer(b: &Bench) -> Result<Vec<Row>> {
+    b.ctx.info(
+        "bench: download CLI vs `hf download`, every connection at 25 MB/s (in the container)",
+    );
+    let mut sharded = Row::new(
+        "download-sharded",
+        "download a sharded repo (8 × 25 MB)",
+        "MB/s",
+    );
+    sharded.target = Some(Target::RatioAtLeast(1.0));
+    sharded.peer_name = "hf download";
+    let mut large = Row::new("download-large", "download one 100 MB file", "MB/s");
+    large.target = Some(Target::RatioAtLeast(0.9));
+    large.peer_name = "hf download";
+    let runs = b.runs.min(3).to_string();
+    match b.dev_json(&["python", "benchmarks/hf_peer_bench.py", "--runs", &runs]) {
+        Ok(v) => {
+            let mb = |k: &str| v[k].as_f64().unwrap_or(0.0);
+            let total = mb("shards") * mb("shard_mb");
+            let rate =
+                |secs: Vec<f64>, size: f64| secs.iter().map(|s| size / s).collect::<Vec<_>>();
+            sharded.samples = rate(numbers(&v, "sharded_cli_s"), total);
+            sharded.peer = rate(numbers(&v, "sharded_hf_s"), total);
+            large.samples = rate(numbers(&v, "large_cli_s"), mb("large_mb"));
+            large.peer = rate(numbers(&v, "large_hf_s"), mb("large_mb"));
+            let note = "the local Hub imitation throttling each connection to 25 MB/s (a CDN connection); the whole command, start-up to manifest; `hf download --max-workers 8`";
+            sharded.note = format!("{note}; max_workers 8 (the default)");
+            large.note = format!("{note}; one connection per file on both sides");
+        }
+        Err(e) => {
+            sharded = sharded.unavailable(format!("not measured: {e}"));
+            large = large.unavailable(format!("not measured: {e}"));
+        }
+    }
+    Ok(vec![sharded, large])
+}
+
+pub fn download(b: &Bench) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (id, name, rate) in [
+        ("download", "download CLI throughput (loopback)", "0"),
+        (
+            "download-link",
+            "download CLI throughput (100 MB/s link)",
+            "100",
+        ),
+    ] {
+        if !b.wanted(id) {
+            continue;
+        }
+        b.ctx
+            .info(format!("bench: {name} (CLI vs curl, in the container)"));
+        let mut row = Row::new(id, name, "MB/s");
+        row.target = Some(Target::RatioAtLeast(0.8));
+        row.peer_name = "curl";
+        let n = b.runs.min(3).to_string();
+        match b.dev_json(&[
+            "python",
+            "benchmarks/download_bench.py",
+            "--runs",
+            &n,
+            "--rate-mb-s",
+            rate,
+        ]) {
+            Ok(v) => {
+                row.samples = numbers(&v, "cli_mb_s");
+                row.peer = numbers(&v, "curl_mb_s");
+                let help = median(&numbers(&v, "help_s"));
+                row.note = format!(
+                    "200 MB from the local Hub imitation{}; the whole CLI run (start-up, API call, transfer, sha256); download.py --help {} s",
+                    if rate == "0" { "" } else { " throttled to 100 MB/s" },
+                    fmt(help)
+                );
+            }
+            Err(e) => row = row.unavailable(format!("not measured: {e}")),
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
