@@ -92,6 +92,8 @@ class HubSim:
         self._sha_cache: dict[tuple[str, str, str], tuple[str, str]] = {}
         self.server: ThreadingHTTPServer | None = None
         self.rate_bytes_per_s: float | None = None  # emulate a link of this speed (file bodies)
+        self.streaming = 0  # file bodies being sent right now
+        self.max_streaming = 0  # the most at once
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -449,6 +451,9 @@ def _make_handler(sim: HubSim):
             handle = open(src, "rb") if isinstance(src, Path) else None
             rate = sim.rate_bytes_per_s
             started = time.monotonic()
+            with sim.lock:
+                sim.streaming += 1
+                sim.max_streaming = max(sim.max_streaming, sim.streaming)
             try:
                 if handle is not None:
                     handle.seek(start)
@@ -475,6 +480,8 @@ def _make_handler(sim: HubSim):
                         if ahead > 0:
                             time.sleep(ahead)
             finally:
+                with sim.lock:
+                    sim.streaming -= 1
                 if handle is not None:
                     handle.close()
 

@@ -274,3 +274,22 @@ def test_unreachable_hub_is_one_line_with_a_fix(tmp_path, hub_env, endpoint, cau
     assert len(errors) == 1, r.stderr
     assert cause in errors[0] and "HF_HUB_OFFLINE=1" in errors[0], errors[0]
     assert "MaxRetryError" not in r.stderr and "HTTPConnectionPool" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_max_workers_bounds_transfers_across_repos(tmp_path, hub, hub_env, workers):
+    """Files of several repos are fetched in parallel, never more than max_workers at once, and
+    each file still gets its events."""
+    hub.rate_bytes_per_s = 2_000_000  # every connection at 2 MB/s
+    for r in ("org/a", "org/b"):
+        hub.add_repo(r, {f"shard-{i}.safetensors": rnd(400_000, seed=i) for i in range(3)})
+    write_config(
+        tmp_path, f"max_workers: {workers}\nmodels:\n  - repo_id: org/a\n  - repo_id: org/b\n"
+    )
+    r = dl(tmp_path, hub_env, "--json")
+    assert r.code == 0, r.output
+    assert hub.max_streaming == workers, hub.max_streaming
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    done = [e for e in events if e["event"] == "file_done"]
+    assert len(done) == 6 and all(not e["cached"] for e in done)
+    assert [e["event"] for e in events][-1] == "summary"
