@@ -293,3 +293,20 @@ def test_max_workers_bounds_transfers_across_repos(tmp_path, hub, hub_env, worke
     done = [e for e in events if e["event"] == "file_done"]
     assert len(done) == 6 and all(not e["cached"] for e in done)
     assert [e["event"] for e in events][-1] == "summary"
+
+
+def test_416_on_resume_restarts_the_file(tmp_path, hub, hub_env):
+    data = rnd(60_000, seed=4)
+    hub.add_repo("org/tiny", {"model.safetensors": data})
+    from lexalign.download.fetch import partial_path
+
+    part = partial_path(tmp_path / "models/tiny", "model.safetensors")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:20_000])
+    hub.add_fault(where="get", kind="status", status=416, path="model.safetensors", times=1)
+    write_config(tmp_path, "models:\n  - repo_id: org/tiny\n")
+    r = dl(tmp_path, hub_env)
+    assert r.code == 0, r.output
+    assert (tmp_path / "models/tiny/model.safetensors").read_bytes() == data
+    gets = [rng for _, p, rng in hub.requests("GET") if p.endswith("model.safetensors")]
+    assert gets == ["bytes=20000-", None], gets
