@@ -32,8 +32,8 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     return value
 
 
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every command has."""
+def _output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--json / --quiet / --debug: every command has them."""
     f = click.option(
         "--debug",
         is_flag=True,
@@ -51,6 +51,12 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final result.")(
         f
     )
+    return f
+
+
+def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options of the config-driven commands (download, finetune, align)."""
+    f = _output_options(f)
     f = click.option("--dry-run", is_flag=True, help="Validate and show the plan; write nothing.")(
         f
     )
@@ -160,23 +166,6 @@ align = _train_command(
     Writes the same outputs as finetune.
     """,
 )
-
-
-def _output_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--json / --quiet / --debug for the commands without a config file."""
-    f = click.option(
-        "--debug",
-        is_flag=True,
-        is_eager=True,
-        expose_value=False,
-        callback=_set_debug,
-        help="Show a Python traceback for unexpected errors.",
-    )(f)
-    f = click.option(
-        "--json", "as_json", is_flag=True, help="Print JSON events on stdout (for scripts)."
-    )(f)
-    f = click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result.")(f)
-    return f
 
 
 @cli.command(context_settings=CONTEXT)

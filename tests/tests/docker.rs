@@ -623,7 +623,6 @@ fn run_passes_stdin_through() {
 }
 
 fn main() {
-    let args = libtest_mimic::Arguments::from_args();
     let tests: Vec<(&str, fn())> = vec![
         (
             "base_image_builds_from_debian_packages",
@@ -680,26 +679,5 @@ fn main() {
         ),
         ("run_passes_stdin_through", run_passes_stdin_through),
     ];
-    let skip = docker_opted_out();
-    if skip {
-        let names: Vec<&str> = tests.iter().map(|(n, _)| *n).collect();
-        eprintln!(
-            "LEXALIGN_SKIP_DOCKER_TESTS=1: skipping {} Docker tests: {}",
-            names.len(),
-            names.join(", ")
-        );
-    } else {
-        require_docker();
-    }
-    let trials = tests
-        .into_iter()
-        .map(|(name, f)| {
-            libtest_mimic::Trial::test(name, move || {
-                f();
-                Ok(())
-            })
-            .with_ignored_flag(skip)
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+    run_docker_trials(tests, "Docker tests", false);
 }

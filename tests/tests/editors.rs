@@ -334,7 +334,6 @@ fn design_docker_run_usages_work_as_written() {
 }
 
 fn main() {
-    let args = libtest_mimic::Arguments::from_args();
     let tests: Vec<(&str, fn())> = vec![
         (
             "devcontainer_up_and_exec_as_the_host_user",
@@ -349,24 +348,5 @@ fn main() {
             design_docker_run_usages_work_as_written,
         ),
     ];
-    let skip = docker_opted_out();
-    if skip {
-        eprintln!(
-            "LEXALIGN_SKIP_DOCKER_TESTS=1: skipping {} editor/Compose tests",
-            tests.len()
-        );
-    } else {
-        require_docker();
-    }
-    let trials = tests
-        .into_iter()
-        .map(|(name, f)| {
-            libtest_mimic::Trial::test(name, move || {
-                f();
-                Ok(())
-            })
-            .with_ignored_flag(skip)
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+    run_docker_trials(tests, "editor/Compose tests", false);
 }

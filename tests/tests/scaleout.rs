@@ -227,7 +227,7 @@ fn push_and_pull_through_a_loopback_registry() {
 }
 
 /// A scratch python/ with a tiny model, data and configs for the multinode rehearsals.
-fn multinode_tree() -> PathBuf {
+fn multinode_tree() -> &'static Path {
     static TREE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     TREE.get_or_init(|| {
         let (img, _) = built_image();
@@ -242,7 +242,29 @@ fn multinode_tree() -> PathBuf {
         assert_eq!(r.code, 0, "{}", r.all());
         py
     })
-    .clone()
+}
+
+/// `cargo xtask --python-dir <the multinode tree> multinode --nodes 2 EXTRA -- finetune.py
+/// --config CFG`, as arguments.
+fn two_nodes_args<'a>(cfg: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let (img, _) = built_image();
+    let py = multinode_tree().to_str().unwrap();
+    let mut a = vec![
+        "--image",
+        img.as_str(),
+        "--python-dir",
+        py,
+        "multinode",
+        "--nodes",
+        "2",
+    ];
+    a.extend_from_slice(extra);
+    a.extend(["--", "finetune.py", "--config", cfg]);
+    a
+}
+
+fn two_nodes(cfg: &str, extra: &[&str]) -> Run {
+    xtask(&two_nodes_args(cfg, extra), &[])
 }
 
 fn config(py: &Path, name: &str, steps: u32) -> String {
@@ -278,25 +300,9 @@ fn two_nodes_train_like_two_processes_and_resume() {
     let (img, _) = built_image();
     let py = multinode_tree();
     let pyd = py.to_str().unwrap();
-    let cfg = config(&py, "mn", 8);
+    let cfg = config(py, "mn", 8);
     let hooks = "--engine-arg=--env=LEXALIGN_TESTING={\"rank_report\": \"/app/ranks-mn\"}";
-    let r = xtask(
-        &[
-            "--image",
-            img,
-            "--python-dir",
-            pyd,
-            "multinode",
-            "--nodes",
-            "2",
-            hooks,
-            "--",
-            "finetune.py",
-            "--config",
-            &cfg,
-        ],
-        &[],
-    );
+    let r = two_nodes(&cfg, &[hooks]);
     assert_eq!(r.code, 0, "{}", r.all());
     no_node_left();
     let mut digests = Vec::new();
@@ -319,7 +325,7 @@ fn two_nodes_train_like_two_processes_and_resume() {
     );
 
     // the same training as 2 processes in one container
-    let cfg1 = config(&py, "sp", 8);
+    let cfg1 = config(py, "sp", 8);
     let r = xtask(
         &[
             "--image",
@@ -345,23 +351,8 @@ fn two_nodes_train_like_two_processes_and_resume() {
     assert!((a - b).abs() <= 1e-3, "2 nodes {a} vs 2 processes {b}");
 
     // resume from the shared checkpoint with more steps
-    let cfg = config(&py, "mn", 12);
-    let r = xtask(
-        &[
-            "--image",
-            img,
-            "--python-dir",
-            pyd,
-            "multinode",
-            "--nodes",
-            "2",
-            "--",
-            "finetune.py",
-            "--config",
-            &cfg,
-        ],
-        &[],
-    );
+    let cfg = config(py, "mn", 12);
+    let r = two_nodes(&cfg, &[]);
     assert_eq!(r.code, 0, "{}", r.all());
     let run = std::fs::read_to_string(py.join("outputs/mn/run.json")).unwrap();
     assert!(
@@ -372,28 +363,14 @@ fn two_nodes_train_like_two_processes_and_resume() {
 }
 
 fn a_killed_node_stops_the_others() {
-    let (img, _) = built_image();
     let py = multinode_tree();
-    let cfg = config(&py, "killed", 400);
+    let cfg = config(py, "killed", 400);
     let hooks = "--engine-arg=--env=LEXALIGN_TESTING={\"step_delay_s\": 0.2}";
-    let mut child = xtask_cmd(&[
-        "--image",
-        img,
-        "--python-dir",
-        py.to_str().unwrap(),
-        "multinode",
-        "--nodes",
-        "2",
-        hooks,
-        "--",
-        "finetune.py",
-        "--config",
-        &cfg,
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = xtask_cmd(&two_nodes_args(&cfg, &[hooks]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let metrics = py.join("outputs/killed/metrics.jsonl");
     let deadline = Instant::now() + Duration::from_secs(180);
     while !std::fs::read_to_string(&metrics).is_ok_and(|m| m.lines().count() >= 3) {
@@ -435,27 +412,10 @@ fn a_killed_node_stops_the_others() {
 }
 
 fn nodes_in_different_environments_refuse_to_train() {
-    let (img, _) = built_image();
     let py = multinode_tree();
-    let cfg = config(&py, "envs", 4);
+    let cfg = config(py, "envs", 4);
     let hooks = "--engine-arg=--env=LEXALIGN_TESTING={\"environment_on_node\": {\"node\": 1, \"lock_sha256\": \"feedface\"}}";
-    let r = xtask(
-        &[
-            "--image",
-            img,
-            "--python-dir",
-            py.to_str().unwrap(),
-            "multinode",
-            "--nodes",
-            "2",
-            hooks,
-            "--",
-            "finetune.py",
-            "--config",
-            &cfg,
-        ],
-        &[],
-    );
+    let r = two_nodes(&cfg, &[hooks]);
     assert_ne!(r.code, 0, "{}", r.all());
     assert!(
         r.all().contains("nodes run different environments"),
@@ -497,10 +457,6 @@ fn bad_multinode_requests_exit_2_and_leave_nothing() {
 }
 
 fn main() {
-    let mut args = libtest_mimic::Arguments::from_args();
-    // One at a time: the rehearsals share the machine's CPUs, and each checks that no node
-    // container is left.
-    args.test_threads = Some(1);
     let tests: Vec<(&str, fn())> = vec![
         (
             "push_and_pull_through_a_loopback_registry",
@@ -523,24 +479,5 @@ fn main() {
             bad_multinode_requests_exit_2_and_leave_nothing,
         ),
     ];
-    let skip = docker_opted_out();
-    if skip {
-        eprintln!(
-            "LEXALIGN_SKIP_DOCKER_TESTS=1: skipping {} registry/multi-node tests",
-            tests.len()
-        );
-    } else {
-        require_docker();
-    }
-    let trials = tests
-        .into_iter()
-        .map(|(name, f)| {
-            libtest_mimic::Trial::test(name, move || {
-                f();
-                Ok(())
-            })
-            .with_ignored_flag(skip)
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+    run_docker_trials(tests, "registry/multi-node tests", true);
 }

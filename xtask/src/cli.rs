@@ -147,6 +147,12 @@ pub struct ImageArgs {
     /// (QEMU) and is tagged <image>-<arch> unless --tag or --image names the image.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Import BuildKit layer cache, e.g. type=gha,scope=amd64 (needs a buildx builder).
+    #[arg(long, value_name = "SPEC")]
+    pub cache_from: Option<String>,
+    /// Export BuildKit layer cache, e.g. type=gha,mode=max,scope=amd64; the image is loaded.
+    #[arg(long, value_name = "SPEC")]
+    pub cache_to: Option<String>,
 }
 
 #[derive(Args, Debug, Default)]

@@ -241,32 +241,15 @@ impl Exec {
         if self.announce(&p) {
             return Ok((0, String::new()));
         }
-        let program = p.program();
-        let mut child = p
-            .cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start `{program}`"))?;
+        let mut child = spawn_piped(&mut p)?;
         let log = Arc::new(Mutex::new(String::new()));
-        let on_line = Arc::new(on_line);
-        let mut readers = Vec::new();
-        let streams: [Option<Box<dyn std::io::Read + Send>>; 2] = [
-            child.stdout.take().map(|s| Box::new(s) as _),
-            child.stderr.take().map(|s| Box::new(s) as _),
-        ];
-        for stream in streams.into_iter().flatten() {
-            let (log, on_line) = (Arc::clone(&log), Arc::clone(&on_line));
-            readers.push(std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    on_line(&line);
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            }));
-        }
+        let sink = Arc::clone(&log);
+        let readers = read_lines(&mut child, move |line, _| {
+            on_line(line);
+            let mut l = sink.lock().unwrap();
+            l.push_str(line);
+            l.push('\n');
+        });
         let code = self.wait(&mut child, None)?;
         for r in readers {
             let _ = r.join();
@@ -343,6 +326,41 @@ impl Exec {
     }
 }
 
+/// Start a command with stdin closed and stdout/stderr piped.
+fn spawn_piped(p: &mut Proc) -> Result<std::process::Child> {
+    let program = p.program();
+    p.cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start `{program}`"))
+}
+
+/// One thread per output stream, passing each line to `on_line(line, is_stderr)`.
+fn read_lines(
+    child: &mut std::process::Child,
+    on_line: impl Fn(&str, bool) + Send + Sync + 'static,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let on_line = Arc::new(on_line);
+    let streams: [(Option<Box<dyn std::io::Read + Send>>, bool); 2] = [
+        (child.stdout.take().map(|s| Box::new(s) as _), false),
+        (child.stderr.take().map(|s| Box::new(s) as _), true),
+    ];
+    streams
+        .into_iter()
+        .filter_map(|(stream, is_err)| {
+            let stream = stream?;
+            let on_line = Arc::clone(&on_line);
+            Some(std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    on_line(&line, is_err);
+                }
+            }))
+        })
+        .collect()
+}
+
 /// A process left running in the background (a server a benchmark needs); killed when dropped.
 pub struct Background(Option<std::process::Child>);
 
@@ -400,32 +418,15 @@ impl Exec {
         let mut children = Vec::new();
         let mut readers = Vec::new();
         for mut m in members {
-            let program = m.proc.program();
-            let mut child = m
-                .proc
-                .cmd
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .with_context(|| format!("cannot start `{program}`"))?;
-            let streams: [Option<Box<dyn std::io::Read + Send>>; 2] = [
-                child.stdout.take().map(|s| Box::new(s) as _),
-                child.stderr.take().map(|s| Box::new(s) as _),
-            ];
-            for (i, stream) in streams.into_iter().enumerate() {
-                let Some(stream) = stream else { continue };
-                let label = m.label.clone();
-                readers.push(std::thread::spawn(move || {
-                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                        if i == 0 {
-                            println!("[{label}] {line}");
-                        } else {
-                            eprintln!("[{label}] {line}");
-                        }
-                    }
-                }));
-            }
+            let mut child = spawn_piped(&mut m.proc)?;
+            let label = m.label.clone();
+            readers.extend(read_lines(&mut child, move |line, stderr| {
+                if stderr {
+                    eprintln!("[{label}] {line}");
+                } else {
+                    println!("[{label}] {line}");
+                }
+            }));
             children.push(child);
         }
         let mut codes: Vec<Option<i32>> = vec![None; children.len()];

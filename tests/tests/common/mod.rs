@@ -218,3 +218,36 @@ pub fn project_containers(project: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .collect()
 }
+
+/// The main of a test binary on libtest-mimic: each test fails loudly without an engine, or
+/// is reported as ignored (never passed) when the user opted out with
+/// LEXALIGN_SKIP_DOCKER_TESTS=1. `one_at_a_time` for tests that share the machine's CPUs or
+/// check that nothing of theirs is left running.
+pub fn run_docker_trials(tests: Vec<(&'static str, fn())>, what: &str, one_at_a_time: bool) -> ! {
+    let mut args = libtest_mimic::Arguments::from_args();
+    if one_at_a_time {
+        args.test_threads = Some(1);
+    }
+    let skip = docker_opted_out();
+    if skip {
+        let names: Vec<&str> = tests.iter().map(|(n, _)| *n).collect();
+        eprintln!(
+            "LEXALIGN_SKIP_DOCKER_TESTS=1: skipping {} {what}: {}",
+            names.len(),
+            names.join(", ")
+        );
+    } else {
+        require_docker();
+    }
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| {
+            libtest_mimic::Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+            .with_ignored_flag(skip)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
+}

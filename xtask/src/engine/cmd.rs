@@ -191,6 +191,10 @@ pub struct BuildSpec {
     pub secrets: Vec<(String, PathBuf)>,
     pub no_cache: bool,
     pub platform: Option<String>,
+    /// BuildKit cache import/export (`type=gha`, `type=registry,ref=…`, `type=local,…`); with
+    /// either, the result is loaded into the engine's image store (`--load`).
+    pub cache_from: Option<String>,
+    pub cache_to: Option<String>,
 }
 
 /// `<engine> build …` with BuildKit enabled the way this client needs it.
@@ -217,6 +221,15 @@ pub fn build(e: &Engine, sh: &Shell, mode: BuildKit, spec: &BuildSpec) -> Proc {
     }
     if let Some(p) = &spec.platform {
         c = c.args(["--platform", p]);
+    }
+    if let Some(from) = &spec.cache_from {
+        c = c.args(["--cache-from", from]);
+    }
+    if let Some(to) = &spec.cache_to {
+        c = c.args(["--cache-to", to]);
+    }
+    if spec.cache_from.is_some() || spec.cache_to.is_some() {
+        c = c.arg("--load");
     }
     let p = Proc::change(c.arg(&spec.context));
     match mode {
@@ -340,6 +353,7 @@ mod tests {
             secrets: vec![("ca".into(), PathBuf::from("/etc/ssl/certs/ca.crt"))],
             no_cache: true,
             platform: Some("linux/amd64".into()),
+            ..Default::default()
         };
         let p = build(&docker(), &sh, BuildKit::LegacyEnv, &spec);
         let argv = p.argv();
@@ -351,6 +365,15 @@ mod tests {
         assert!(line.contains("--label dev.lexalign.lock-sha256=abc"));
         assert!(line.contains("--secret id=ca,src=/etc/ssl/certs/ca.crt"));
         assert!(line.contains("--no-cache") && line.contains("--platform linux/amd64"));
+        assert!(!line.contains("--load") && !line.contains("--cache-"));
+        let cached = BuildSpec {
+            cache_from: Some("type=gha,scope=x".into()),
+            cache_to: Some("type=gha,mode=max,scope=x".into()),
+            ..Default::default()
+        };
+        let line = build(&docker(), &sh, BuildKit::Buildx, &cached).line();
+        assert!(line
+            .contains("--cache-from type=gha,scope=x --cache-to type=gha,mode=max,scope=x --load"));
         assert_eq!(argv.last().unwrap(), "/repo");
         assert_eq!(p.env_value("DOCKER_BUILDKIT").as_deref(), Some("1"));
         let pod = build(

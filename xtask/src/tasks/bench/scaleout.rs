@@ -53,17 +53,13 @@ pub fn push(b: &Bench) -> Result<Vec<Row>> {
         "bench: push {} to {reg} (cold, then warm)",
         b.ctx.image()
     ));
-    let (t, _) = b.time_ok(
-        b.xtask(&["--image", b.ctx.image(), "-q", "push", "--registry", &reg]),
-        "cold push",
-    )?;
-    cold.samples.push(t);
+    let push = |what: &str| -> Result<f64> {
+        let p = b.xtask(&["--image", b.ctx.image(), "-q", "push", "--registry", &reg]);
+        Ok(b.time_ok(p, what)?.0)
+    };
+    cold.samples.push(push("cold push")?);
     for _ in 0..b.runs {
-        let (t, _) = b.time_ok(
-            b.xtask(&["--image", b.ctx.image(), "-q", "push", "--registry", &reg]),
-            "warm push",
-        )?;
-        warm.samples.push(t);
+        warm.samples.push(push("warm push")?);
     }
     let note = "the whole `cargo xtask push`: tags by lock, revision and latest, per-arch tags, manifest lists";
     cold.note = format!("{note}; every layer uploaded once");

@@ -148,6 +148,14 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
             .map_err(|e| usage(format!("--base-image {:?}: {e}", args.base_image)))?;
     }
     let lock = check_inputs(&ctx.root)?;
+    if (args.cache_from.is_some() || args.cache_to.is_some()) && !ctx.dry_run() {
+        let e = ctx.engine()?;
+        if e.kind == Kind::Docker && !matches!(buildkit(ctx, e)?, BuildKit::Buildx) {
+            return Err(usage(
+                "--cache-from/--cache-to need the buildx plugin (a docker-container builder for type=gha); this client builds with DOCKER_BUILDKIT=1, which cannot import or export cache",
+            ));
+        }
+    }
     let ca_bundle = policy::resolve_ca_bundle(args.ca_bundle.as_deref())?;
     let engine = ctx.engine()?;
     let mode = buildkit(ctx, engine)?;
@@ -183,6 +191,8 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
             .collect(),
         no_cache: args.no_cache,
         platform: target.platform_arg(),
+        cache_from: args.cache_from.clone(),
+        cache_to: args.cache_to.clone(),
     };
     let previous = ctx.image_id(&tag);
     let quiet = ctx.g.quiet;
