@@ -44,10 +44,38 @@ def partial_path(local_dir: Path, name: str) -> Path:
     return Path(local_dir) / ".cache" / "lexalign" / f"{key}.incomplete"
 
 
-def _hashers(size: int | None, git_sha1: bool):
-    sha = hashlib.sha256()
-    git = hashlib.sha1(b"blob %d\0" % size) if git_sha1 and size is not None else None
-    return sha, git
+class Hasher:
+    """sha256 (and the git blob sha1) of a stream, computed on a thread of its own: hashlib
+    releases the GIL, so hashing overlaps with receiving and writing (on a fast link the hash
+    would otherwise halve the throughput)."""
+
+    def __init__(self, size: int | None, git_sha1: bool) -> None:
+        import queue
+
+        self.sha = hashlib.sha256()
+        self.git = hashlib.sha1(b"blob %d\0" % size) if git_sha1 and size is not None else None
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self.queue.get()) is not None:
+            self.sha.update(chunk)
+            if self.git is not None:
+                self.git.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self.queue.put(chunk)
+
+    def digests(self) -> tuple[str, str]:
+        self.discard()
+        return self.sha.hexdigest(), self.git.hexdigest() if self.git is not None else ""
+
+    def discard(self) -> None:
+        """Stop the thread (idempotent; after digests() it is already stopped)."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
 
 
 def fetch(
@@ -66,7 +94,6 @@ def fetch(
     active: set | None = None,
 ) -> tuple[Path, str, str]:
     """Download `name` into its partial file; (partial path, sha256, git blob sha1 or "")."""
-    from huggingface_hub.utils import hf_raise_for_status
 
     part = partial_path(local_dir, name)
     part.parent.mkdir(parents=True, exist_ok=True)
@@ -74,13 +101,40 @@ def fetch(
     if size is not None and have >= size:
         part.unlink()  # as large as the file or larger: not a prefix we can trust
         have = 0
-    sha, git = _hashers(size, git_sha1)
+    hashers = [Hasher(size, git_sha1)]  # the current one last (a restart makes a new one)
+    try:
+        return _transfer(
+            session, url, headers, part, name, size, have, hashers, deadline, timeout_s, stop,
+            on_bytes, active, git_sha1,
+        )  # fmt: skip
+    finally:
+        for h in hashers:
+            h.discard()
+
+
+def _transfer(
+    session,
+    url,
+    headers,
+    part,
+    name,
+    size,
+    have,
+    hashers,
+    deadline,
+    timeout_s,
+    stop,
+    on_bytes,
+    active,
+    git_sha1,
+) -> tuple[Path, str, str]:
+    from huggingface_hub.utils import hf_raise_for_status
+
+    hasher = hashers[-1]
     if have:
         with part.open("rb") as f:
             while chunk := f.read(8 << 20):
-                sha.update(chunk)
-                if git is not None:
-                    git.update(chunk)
+                hasher.update(chunk)
         on_bytes(have)
     for _restart in range(2):
         left = deadline.check(f"downloading {name}")
@@ -97,14 +151,16 @@ def fetch(
                 part.unlink(missing_ok=True)
                 on_bytes(-have)
                 have = 0
-                sha, git = _hashers(size, git_sha1)
+                hasher = Hasher(size, git_sha1)
+                hashers.append(hasher)
                 continue
             hf_raise_for_status(resp)
             if have and resp.status_code == 200:
                 # Range ignored: the body is the whole file again.
                 on_bytes(-have)
                 have = 0
-                sha, git = _hashers(size, git_sha1)
+                hasher = Hasher(size, git_sha1)
+                hashers.append(hasher)
             with part.open("ab" if have else "wb") as out:
                 raw = resp.raw
                 while True:
@@ -127,9 +183,7 @@ def fetch(
                         )
                     out.write(chunk)
                     have += len(chunk)
-                    sha.update(chunk)
-                    if git is not None:
-                        git.update(chunk)
+                    hasher.update(chunk)
                     on_bytes(len(chunk))
         finally:
             if active is not None:
@@ -138,7 +192,8 @@ def fetch(
         break
     if size is not None and have < size:
         raise BodyEnded(f"{name}: the body ended after {have} of {size} bytes")
-    return part, sha.hexdigest(), git.hexdigest() if git is not None else ""
+    sha256, git = hasher.digests()
+    return part, sha256, git
 
 
 def abort(responses: set) -> None:

@@ -196,10 +196,16 @@ pub fn cli_help(b: &Bench) -> Result<Vec<Row>> {
     let image = b.ctx.image().to_string();
     let mut rows = Vec::new();
     for cli in crate::tasks::help_check::CLIS {
-        let id: &'static str = match cli {
-            "download" => "help-download",
-            "finetune" => "help-finetune",
-            _ => "help-align",
+        let want = format!("help-{cli}");
+        let Some(id) = super::rows::Group::CliHelp
+            .ids()
+            .iter()
+            .copied()
+            .find(|i| *i == want)
+        else {
+            return Err(crate::error::fail(format!(
+                "bench: no row id for {cli}.py --help"
+            )));
         };
         if !b.wanted(id) {
             continue;
