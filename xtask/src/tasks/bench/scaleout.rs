@@ -61,7 +61,7 @@ pub fn push(b: &Bench) -> Result<Vec<Row>> {
     for _ in 0..b.runs {
         warm.samples.push(push("warm push")?);
     }
-    let note = "the whole `cargo xtask push`: tags by lock, revision and latest, per-arch tags, manifest lists";
+    let note = "the whole `cargo xtask push --registry 127.0.0.1:PORT/bench`: tags by lock, revision and latest, per-arch tags, manifest lists";
     cold.note = format!("{note}; every layer uploaded once");
     warm.note = format!("{note}; the registry answers that every layer exists");
     let _ = std::fs::remove_dir_all(&dir);
