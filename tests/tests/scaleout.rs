@@ -96,6 +96,13 @@ fn small_image(tag: &str, platform: &str, lock: &str) {
     );
 }
 
+/// `cargo xtask --image IMAGE pull --registry REG EXTRA…`
+fn pull(image: &str, registry: &str, extra: &[&str]) -> Run {
+    let mut a = vec!["--image", image, "pull", "--registry", registry];
+    a.extend_from_slice(extra);
+    xtask(&a, &[])
+}
+
 fn push_and_pull_through_a_loopback_registry() {
     let reg = Registry::start();
     let r = reg.reference();
@@ -145,7 +152,7 @@ fn push_and_pull_through_a_loopback_registry() {
 
     // pull: the lock's tag by default, checked, tagged as --image
     let pulled = format!("lexalign-e2e-pulled-{}:latest", std::process::id());
-    let out = xtask(&["--image", &pulled, "pull", "--registry", &r], &[]);
+    let out = pull(&pulled, &r, &[]);
     assert_eq!(out.code, 0, "{}", out.all());
     let label = sh(
         &engine(),
@@ -159,24 +166,13 @@ fn push_and_pull_through_a_loopback_registry() {
     );
     assert_eq!(label.stdout.trim(), format!("{lock} amd64"));
     assert!(
-        out.stdout.contains(&digest) || out.stdout.contains("digest:"),
-        "{}",
+        out.stdout.contains(&format!("digest: {repo}@{digest}")),
+        "pull prints the digest push printed: {}",
         out.stdout
     );
 
     // a tag that does not exist; an image from another lock; an unreachable registry; bad refs
-    let out = xtask(
-        &[
-            "--image",
-            &pulled,
-            "pull",
-            "--registry",
-            &r,
-            "--tag",
-            "no-such-tag",
-        ],
-        &[],
-    );
+    let out = pull(&pulled, &r, &["--tag", "no-such-tag"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("push it first"), "{}", out.stderr);
     let stale = format!("{img}-stale");
@@ -184,18 +180,7 @@ fn push_and_pull_through_a_loopback_registry() {
     let remote = format!("{repo}:stale");
     assert_eq!(sh(&engine(), &["tag", &stale, &remote]).code, 0);
     assert_eq!(sh(&engine(), &["push", &remote]).code, 0);
-    let out = xtask(
-        &[
-            "--image",
-            &pulled,
-            "pull",
-            "--registry",
-            &r,
-            "--tag",
-            "stale",
-        ],
-        &[],
-    );
+    let out = pull(&pulled, &r, &["--tag", "stale"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
         out.stderr.contains("was built from lock 000000000000"),

@@ -63,17 +63,17 @@ pub fn spec(
     s
 }
 
-/// LEXALIGN_IMAGE_ID / LEXALIGN_IMAGE_DIGEST for the image a dev run uses (queries; none when
-/// the image is missing), so run.json records which image trained (pure given the answers).
-pub fn image_identity(id: Option<String>, digests: Option<String>) -> Vec<(String, String)> {
+/// LEXALIGN_IMAGE_ID / LEXALIGN_IMAGE_DIGEST for the image a dev run uses, from one `image
+/// inspect` answer "ID DIGEST…" (pure; nothing when the image is missing), so run.json records
+/// which image trained.
+pub fn image_identity(inspect: Option<&str>) -> Vec<(String, String)> {
     let mut env = Vec::new();
-    if let Some(id) = id.filter(|s| s.starts_with("sha256:")) {
-        env.push(("LEXALIGN_IMAGE_ID".to_string(), id));
+    let mut words = inspect.unwrap_or("").split_whitespace();
+    if let Some(id) = words.next().filter(|s| s.starts_with("sha256:")) {
+        env.push(("LEXALIGN_IMAGE_ID".to_string(), id.to_string()));
     }
-    if let Some(d) = digests.and_then(|d| d.split_whitespace().next().map(String::from)) {
-        if d.contains("@sha256:") {
-            env.push(("LEXALIGN_IMAGE_DIGEST".to_string(), d));
-        }
+    if let Some(d) = words.next().filter(|d| d.contains("@sha256:")) {
+        env.push(("LEXALIGN_IMAGE_DIGEST".to_string(), d.to_string()));
     }
     env
 }
@@ -95,18 +95,17 @@ pub fn new(ctx: &Ctx, task: &str, cmd: Vec<String>) -> RunSpec {
         policy::ca_bundle_from_env().as_deref(),
         cmd,
     );
-    let digests = ctx.engine().ok().and_then(|e| {
+    let inspect = ctx.engine().ok().and_then(|e| {
         ctx.capture(cmd::image_inspect(
             e,
             &ctx.sh,
-            "{{join .RepoDigests \" \"}}",
+            "{{.Id}}{{range .RepoDigests}} {{.}}{{end}}",
             ctx.image(),
         ))
         .ok()?
         .answer()
     });
-    s.env
-        .extend(image_identity(ctx.image_id(ctx.image()), digests));
+    s.env.extend(image_identity(inspect.as_deref()));
     s
 }
 
@@ -252,6 +251,29 @@ pub fn exec_ok(ctx: &Ctx, s: &RunSpec) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_identity_from_one_inspect() {
+        let env = image_identity(Some(
+            "sha256:abc reg/ns/lexalign-dev@sha256:def other@sha256:x",
+        ));
+        assert_eq!(
+            env,
+            [
+                ("LEXALIGN_IMAGE_ID".to_string(), "sha256:abc".to_string()),
+                (
+                    "LEXALIGN_IMAGE_DIGEST".to_string(),
+                    "reg/ns/lexalign-dev@sha256:def".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            image_identity(Some("sha256:abc")).len(),
+            1,
+            "never pushed: no digest"
+        );
+        assert!(image_identity(None).is_empty());
+    }
 
     #[test]
     fn dev_opts_become_engine_flags() {

@@ -1,5 +1,6 @@
 //! The execution layer: the only code in the xtask that starts a process (a test enforces it).
-//! Over 400 lines because its tests (a third of the file) run real processes through each path.
+//! Over 400 lines: every way of starting a process (captured, streamed, line by line, time-limited,
+//! a group of nodes, a background server) must live here, and its tests run real processes.
 //!
 //! Every command arrives as a [`Proc`]: a command line plus its [`Effect`]. This layer owns
 //! - echo: `-v` prints each command before it runs (`+ …` on stderr);

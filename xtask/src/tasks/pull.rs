@@ -80,7 +80,7 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         .capture(cmd::image_inspect(
             e,
             &ctx.sh,
-            "{{join .RepoDigests \" \"}}",
+            "{{range .RepoDigests}}{{.}} {{end}}",
             ctx.image(),
         ))?
         .answer()

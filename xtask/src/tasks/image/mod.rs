@@ -148,17 +148,15 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
             .map_err(|e| usage(format!("--base-image {:?}: {e}", args.base_image)))?;
     }
     let lock = check_inputs(&ctx.root)?;
-    if (args.cache_from.is_some() || args.cache_to.is_some()) && !ctx.dry_run() {
-        let e = ctx.engine()?;
-        if e.kind == Kind::Docker && !matches!(buildkit(ctx, e)?, BuildKit::Buildx) {
-            return Err(usage(
-                "--cache-from/--cache-to need the buildx plugin (a docker-container builder for type=gha); this client builds with DOCKER_BUILDKIT=1, which cannot import or export cache",
-            ));
-        }
-    }
     let ca_bundle = policy::resolve_ca_bundle(args.ca_bundle.as_deref())?;
     let engine = ctx.engine()?;
     let mode = buildkit(ctx, engine)?;
+    let caching = args.cache_from.is_some() || args.cache_to.is_some();
+    if caching && mode == BuildKit::LegacyEnv && !ctx.dry_run() {
+        return Err(usage(
+            "--cache-from/--cache-to need the buildx plugin (a docker-container builder for type=gha); this client builds with DOCKER_BUILDKIT=1, which cannot import or export cache",
+        ));
+    }
     if !ctx.dry_run() {
         ctx.engine_ready()?;
     }
