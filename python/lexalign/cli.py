@@ -15,7 +15,13 @@ from typing import Any
 
 import click
 
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, LexAlignError
+from .errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    LexAlignError,
+    PreemptedBeforeStart,
+)
 from .kinds import TrainKind
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -285,6 +291,9 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; run the same command again to resume\n")
         return EXIT_INTERRUPTED
+    except PreemptedBeforeStart as exc:
+        sys.stderr.write(f"preempted ({exc}) before the first training step; nothing to save\n")
+        return exc.exit_code
     except LexAlignError as exc:
         import traceback
 

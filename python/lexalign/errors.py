@@ -1,6 +1,7 @@
 """Errors that end a command with a clear one-line message and a defined exit code.
 
-Exit codes (design §6): 0 ok, 1 runtime failure, 2 usage or config error, 130 interrupted.
+Exit codes (design §6): 0 ok, 1 runtime failure, 2 usage or config error, 75 preempted (training
+stopped by SIGTERM/SIGUSR1 after saving a checkpoint; run again to resume), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped on SIGTERM/SIGUSR1 with a checkpoint; run again
 EXIT_INTERRUPTED = 130
 
 _TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{6,}")
@@ -32,6 +34,13 @@ class RuntimeFailure(LexAlignError):
     """The command ran but failed (exit 1)."""
 
     exit_code = EXIT_FAILURE
+
+
+class PreemptedBeforeStart(BaseException):
+    """SIGTERM/SIGUSR1 before the first training step: nothing to save, exit 75 at once.
+    (A BaseException, so no `except Exception` on the way swallows it.)"""
+
+    exit_code = EXIT_PREEMPTED
 
 
 _SECRETS: set[str] = set()

@@ -9,6 +9,10 @@ a test set it. Known hooks:
   read it from inside torchrun);
 - `machine` (str): what `platform.machine()` reports to the platform checks (so the arm64
   refusals are tested on x86 too; the arm64 CI leg checks them for real);
+- `save_delay_s` (float): sleep inside each checkpoint save, before it is marked complete, so a
+  test can send a second signal during a save;
+- `signal_before_train` (str, a signal name): the process sends itself that signal once the run
+  is planned and before the first step (a preemption while the weights load);
 - `environment_on_node` ({"node": N, field: value…}): node N reports other environment fields
   (proves that nodes in different environments refuse to train together).
 """
@@ -21,7 +25,14 @@ from functools import cache
 from typing import Any
 
 ENV = "LEXALIGN_TESTING"
-KNOWN = {"step_delay_s", "rank_report", "machine", "environment_on_node"}
+KNOWN = {
+    "step_delay_s",
+    "rank_report",
+    "machine",
+    "environment_on_node",
+    "save_delay_s",
+    "signal_before_train",
+}
 
 
 @cache

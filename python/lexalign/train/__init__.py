@@ -1,7 +1,8 @@
 """LoRA supervised fine-tuning (trl SFTTrainer) and DPO alignment (trl DPOTrainer) with peft.
 
 plan.py checks and plans a run before weights load; loop.py trains; callbacks.py holds what
-runs inside the trainer (typed state, metrics, Ctrl-C, test hooks); outputs.py what a run
+runs inside the trainer (typed state, metrics, test hooks); preempt.py stopping on a signal
+at a checkpoint (SIGTERM/SIGUSR1 → exit 75); outputs.py what a run
 leaves in output_dir; compat.py the shims over the pinned libraries; dist.py the rank.
 
 Outputs (design §6): the adapter and tokenizer in output_dir, `checkpoint-*` folders,
@@ -38,12 +39,25 @@ def run(
 ) -> int:
     keep_bitsandbytes_out(cfg.quantization)
     from .plan import prepare
+    from .preempt import Preemption
+
+    # from the first moment: a SIGTERM while the weights load exits 75 at once, saving nothing
+    preemption = Preemption()
+    if not dry_run:
+        preemption.install()
 
     prepared = prepare(
         kind, cfg, console, config_path=config_path, dry_run=dry_run, overwrite=overwrite
     )
     if prepared is None:
         return 0
+    from .. import testing
+
+    if testing.hook("signal_before_train"):
+        import os
+        import signal
+
+        os.kill(os.getpid(), getattr(signal, testing.hook("signal_before_train")))
     from .loop import train
 
-    return train(kind, cfg, console, prepared)
+    return train(kind, cfg, console, prepared, preemption)

@@ -1,12 +1,11 @@
 """What runs inside the trainer's loop: a typed state shared by the callback and the token
-counter, the metrics/progress callback, Ctrl-C handling, and the test hooks (lexalign.testing)."""
+counter, the metrics/progress callback (which also stops every rank at one step on a signal), and the test hooks (lexalign.testing)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import sys
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +14,17 @@ from typing import Any
 from .. import testing
 from ..console import Console
 from ..io import atomic_write_text
-from .dist import is_main, rank, world_size
+from .dist import barrier, rank, world_size
 from .environment import write_env_file
-from .outputs import BASE_ADAPTER_DIR, FINGERPRINT, append_metrics, copy_adapter
+from .outputs import (
+    BASE_ADAPTER_DIR,
+    CHECKPOINT_FORMAT,
+    FINGERPRINT,
+    append_metrics,
+    copy_adapter,
+    mark_complete,
+)
+from .preempt import Preemption
 
 
 @dataclass
@@ -41,34 +48,13 @@ class TrainState:
         return self.output_dir / "metrics.jsonl"
 
 
-class Interrupt:
-    """First Ctrl-C/SIGTERM: stop after the current step and save a checkpoint. Second: abort."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def install(self) -> None:
-        def handler(signum, frame):
-            if self.requested:
-                raise KeyboardInterrupt
-            self.requested = True
-            if is_main():
-                sys.stderr.write(
-                    "\ninterrupt: saving a checkpoint after this step (again to abort)\n"
-                )
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                signal.signal(sig, handler)
-            except ValueError:
-                pass
-
-
-def make_callback(state: TrainState, interrupt: Interrupt, console: Console):
-    """The trainer callback: metrics.jsonl rows, the progress line, checkpoint extras, Ctrl-C."""
+def make_callback(state: TrainState, preemption: Preemption, console: Console):
+    """The trainer callback: metrics.jsonl rows, the progress line, checkpoint extras, stopping
+    on a signal (every rank at the same step)."""
     from transformers import TrainerCallback
 
     step_delay = float(testing.hook("step_delay_s") or 0)
+    save_delay = float(testing.hook("save_delay_s") or 0)
 
     class LexAlignCallback(TrainerCallback):
         def on_train_begin(self, args, st, control, **kw):
@@ -79,7 +65,7 @@ def make_callback(state: TrainState, interrupt: Interrupt, console: Console):
         def on_step_end(self, args, st, control, **kw):
             if step_delay:
                 time.sleep(step_delay)
-            if interrupt.requested:
+            if preemption.agree(args.device):
                 control.should_save = True
                 control.should_training_stop = True
             elif state.eval_steps and st.global_step >= st.max_steps:
@@ -134,16 +120,21 @@ def make_callback(state: TrainState, interrupt: Interrupt, console: Console):
             )
 
         def on_save(self, args, st, control, **kw):
-            if st.is_world_process_zero:
-                ckpt = state.output_dir / f"checkpoint-{st.global_step}"
-                if ckpt.is_dir():
-                    atomic_write_text(
-                        ckpt / FINGERPRINT, json.dumps(state.fingerprint, indent=2) + "\n"
-                    )
-                    if state.adapter:
-                        copy_adapter(Path(state.adapter), ckpt / BASE_ADAPTER_DIR)
-                    if state.environment:
-                        write_env_file(ckpt, state.environment)
+            ckpt = state.output_dir / f"checkpoint-{st.global_step}"
+            if st.is_world_process_zero and ckpt.is_dir():
+                # the format key tells resume that this checkpoint is complete only with its mark
+                fp = {**state.fingerprint, "checkpoint_format": CHECKPOINT_FORMAT}
+                atomic_write_text(ckpt / FINGERPRINT, json.dumps(fp, indent=2) + "\n")
+                if state.adapter:
+                    copy_adapter(Path(state.adapter), ckpt / BASE_ADAPTER_DIR)
+                if state.environment:
+                    write_env_file(ckpt, state.environment)
+            if save_delay:
+                time.sleep(save_delay)
+            # every rank has written its part (RNG state) before the checkpoint is marked
+            barrier()
+            if st.is_world_process_zero and ckpt.is_dir():
+                mark_complete(ckpt, st.global_step)
 
         def on_train_end(self, args, st, control, model=None, **kw):
             report_params(model)
@@ -197,6 +188,7 @@ def report_rank_batches(trainer) -> None:
                 json.dumps(
                     {
                         "rank": rank(),
+                        "pid": os.getpid(),
                         "world_size": world_size(),
                         "torch_world_size": torch.distributed.get_world_size()
                         if torch.distributed.is_initialized()

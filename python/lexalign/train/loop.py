@@ -1,6 +1,7 @@
 """The training run: load the weights (QLoRA on CUDA when asked), merge an SFT adapter for DPO
 (the merge route: the SFT model becomes the DPO reference, first loss ln 2), train with trl's
-SFTTrainer or DPOTrainer and peft, and write the outputs. Only rank 0 writes."""
+SFTTrainer or DPOTrainer and peft, and write the outputs. Only rank 0 writes. A signal stops
+the run at a checkpoint (preempt.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..errors import ConfigError, RuntimeFailure
 from ..io import atomic_write_text
 from ..kinds import TrainKind
 from ..plot import loss_svg, read_rows
-from .callbacks import Interrupt, TrainState, count_tokens, make_callback, report_rank_batches
+from .callbacks import TrainState, count_tokens, make_callback, report_rank_batches
 from .compat import cpu_resume_fix
 from .dist import is_main, world_size
 from .environment import check_ranks_agree, differences, environment, read_env_file
@@ -34,54 +35,41 @@ from .outputs import (
     write_run_json,
 )
 from .plan import Prepared
+from .preempt import Preemption
 
 
-def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, p: Prepared) -> int:
-    """Load the weights, train with trl, and write the outputs. Returns the exit code."""
+def _resume_point(cfg, kind, p: Prepared, fp: dict[str, Any], env, console: Console) -> int | None:
+    """The step a resumed run continues from (None for a fresh start); refuses a checkpoint of
+    another base model or LoRA shape, warns when it came from another environment."""
+    resume_from = p.resume_from
+    if resume_from is None:
+        return None
+    old_fp_path = resume_from / FINGERPRINT
+    if old_fp_path.is_file():
+        diffs = fingerprint_differences(json.loads(old_fp_path.read_text()), fp)
+        if diffs:
+            raise ConfigError(
+                f"{p.source}: cannot resume from {resume_from}: "
+                + "; ".join(diffs)
+                + "; use another output_dir or resume: never with --overwrite"
+            )
+    step = checkpoint_step(resume_from)
+    console.info(f"resuming from {resume_from} (step {step})")
+    diffs = differences(read_env_file(resume_from), env)
+    if diffs:
+        console.warn(
+            f"{resume_from} was trained in another environment ({'; '.join(diffs)}); resuming anyway"
+        )
+    return step
+
+
+def _load_model(kind: TrainKind, cfg, precision: str, env, console: Console):
+    """The base weights (quantized on CUDA when asked), with an SFT adapter merged for DPO."""
     import torch
-    from peft import LoraConfig, PeftModel
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    ds, eval_ds, tokenizer, model_config, source = (
-        p.ds,
-        p.eval_ds,
-        p.tokenizer,
-        p.model_config,
-        p.source,
-    )
-    target_modules, fan_in_fan_out, device, precision = (
-        p.target_modules,
-        p.fan_in_fan_out,
-        p.device,
-        p.precision,
-    )
-    resume_from, plan = p.resume_from, p.plan
-    output_dir = Path(cfg.output_dir)
     t = cfg.training
-    started = time.time()
-    config_text = model_config.to_json_string()
-    fp = fingerprint(cfg, kind, config_text, target_modules)
-    resumed_step = None
-    if resume_from is not None:
-        old_fp_path = resume_from / FINGERPRINT
-        if old_fp_path.is_file():
-            diffs = fingerprint_differences(json.loads(old_fp_path.read_text()), fp)
-            if diffs:
-                raise ConfigError(
-                    f"{source}: cannot resume from {resume_from}: "
-                    + "; ".join(diffs)
-                    + "; use another output_dir or resume: never with --overwrite"
-                )
-        resumed_step = checkpoint_step(resume_from)
-        console.info(f"resuming from {resume_from} (step {resumed_step})")
-    env = environment()
-    if resume_from is not None:
-        diffs = differences(read_env_file(resume_from), env)
-        if diffs:
-            console.warn(
-                f"{resume_from} was trained in another environment ({'; '.join(diffs)}); resuming anyway"
-            )
-
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     load_kwargs: dict[str, Any] = {"dtype": dtype}
     if cfg.quantization != "none":
@@ -119,20 +107,12 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
             console.warn(
                 f"the SFT adapter {adapter} was trained in another environment ({'; '.join(diffs)})"
             )
+    return model
 
-    console.info(
-        f"LoRA target modules ({'auto' if cfg.lora.target_modules == 'auto' else 'configured'}): {target_modules}"
-    )
-    peft_config = LoraConfig(
-        r=cfg.lora.r,
-        lora_alpha=cfg.lora.alpha,
-        lora_dropout=cfg.lora.dropout,
-        target_modules=target_modules,
-        fan_in_fan_out=fan_in_fan_out,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
 
+def _trainer_setup(kind: TrainKind, cfg, p: Prepared, output_dir: Path, eval_ds):
+    """trl's trainer class, its arguments, extra keyword arguments and the eval interval."""
+    t = cfg.training
     common = dict(
         output_dir=str(output_dir),
         max_steps=t.max_steps,
@@ -152,9 +132,9 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
         report_to=["tensorboard"] if t.report_to == "tensorboard" else [],
         logging_dir=str(output_dir / "tensorboard"),
         disable_tqdm=True,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        use_cpu=device == "cpu",
+        bf16=p.precision == "bf16",
+        fp16=p.precision == "fp16",
+        use_cpu=p.device == "cpu",
         gradient_checkpointing=t.gradient_checkpointing,
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
@@ -169,8 +149,49 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
             metric_for_best_model="eval_loss",
             greater_is_better=False,
         )
+    if kind is TrainKind.ALIGN:
+        from trl import DPOConfig, DPOTrainer
 
-    interrupt = Interrupt()
+        return DPOTrainer, DPOConfig(**common, beta=cfg.beta), {"ref_model": None}, eval_steps
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(**common, dataset_text_field="text", packing=t.packing)
+    return SFTTrainer, args, {}, eval_steps
+
+
+def train(
+    kind: TrainKind,
+    cfg: FinetuneConfig | AlignConfig,
+    console: Console,
+    p: Prepared,
+    preemption: Preemption,
+) -> int:
+    """Load the weights, train with trl, and write the outputs. Returns the exit code."""
+    import torch
+    from peft import LoraConfig
+
+    output_dir = Path(cfg.output_dir)
+    t = cfg.training
+    started = time.time()
+    fp = fingerprint(cfg, kind, p.model_config.to_json_string(), p.target_modules)
+    env = environment()
+    resumed_step = _resume_point(cfg, kind, p, fp, env, console)
+    model = _load_model(kind, cfg, p.precision, env, console)
+    adapter = getattr(cfg, "adapter", None)
+
+    console.info(
+        f"LoRA target modules ({'auto' if cfg.lora.target_modules == 'auto' else 'configured'}): {p.target_modules}"
+    )
+    peft_config = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=p.target_modules,
+        fan_in_fan_out=p.fan_in_fan_out,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    trainer_cls, args, extra, eval_steps = _trainer_setup(kind, cfg, p, output_dir, p.eval_ds)
     state = TrainState(
         output_dir=output_dir,
         fingerprint=fp,
@@ -190,22 +211,6 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
     from transformers import set_seed
 
     set_seed(t.seed)
-    if kind is TrainKind.ALIGN:
-        from trl import DPOConfig, DPOTrainer
-
-        trainer_cls, args, extra = (
-            DPOTrainer,
-            DPOConfig(**common, beta=cfg.beta),
-            {"ref_model": None},
-        )
-    else:
-        from trl import SFTConfig, SFTTrainer
-
-        trainer_cls, args, extra = (
-            SFTTrainer,
-            SFTConfig(**common, dataset_text_field="text", packing=t.packing),
-            {},
-        )
     # The process group is up once the arguments know their device: every rank now proves it
     # runs the same environment as the others (nodes that differ stop here, all of them).
     _ = args.device
@@ -213,11 +218,11 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
     trainer = cpu_resume_fix(trainer_cls)(
         model=model,
         args=args,
-        train_dataset=ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
+        train_dataset=p.ds,
+        eval_dataset=p.eval_ds,
+        processing_class=p.tokenizer,
         peft_config=peft_config,
-        callbacks=[make_callback(state, interrupt, console)],
+        callbacks=[make_callback(state, preemption, console)],
         **extra,
     )
 
@@ -232,9 +237,10 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
     # transformers falls back to numbered checkpoint order on filesystems with coarse mtimes
     # (bind mounts); that order is what we want anyway.
     warnings.filterwarnings("ignore", message="mtime may not be reliable")
-    interrupt.install()
+    # From here a signal finishes the step in flight and saves a checkpoint at it.
+    preemption.training = True
     try:
-        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        result = trainer.train(resume_from_checkpoint=str(p.resume_from) if p.resume_from else None)
     except KeyboardInterrupt:
         raise
     except torch.OutOfMemoryError as exc:
@@ -270,10 +276,10 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
                 "train_loss": train_loss,
                 "resumed_from_step": resumed_step,
                 "world_size": world_size(),
-                "device": device,
-                "precision": precision,
-                "target_modules": target_modules,
-                "trainable_lora_parameters": plan["trainable_lora_parameters"],
+                "device": p.device,
+                "precision": p.precision,
+                "target_modules": p.target_modules,
+                "trainable_lora_parameters": p.plan["trainable_lora_parameters"],
                 "base_model": cfg.model,
                 "base_adapter": BASE_ADAPTER_DIR if adapter else None,
                 "fingerprint": fp,
@@ -284,17 +290,19 @@ def train(kind: TrainKind, cfg: FinetuneConfig | AlignConfig, console: Console, 
         )
         return summary
 
-    if interrupt.requested:
-        console.info(
-            f"interrupted at step {final_step}; checkpoint saved in {output_dir}/checkpoint-{final_step}. "
-            "Run the same command again to resume."
-        )
-        write_run("interrupted")
-        return 130
+    if preemption.requested and final_step < t.max_steps:
+        if trainer.is_world_process_zero():
+            console.info(
+                f"{preemption.status} at step {final_step}; checkpoint saved in "
+                f"{output_dir}/checkpoint-{final_step}. Run the same command again to resume."
+            )
+            write_run(preemption.status)
+            console.event("summary", status=preemption.status, steps=final_step)
+        return preemption.exit_code
 
     trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(output_dir))
+        p.tokenizer.save_pretrained(str(output_dir))
         if adapter:
             copy_adapter(Path(adapter), output_dir / BASE_ADAPTER_DIR)
         atomic_write_text(output_dir / FINGERPRINT, json.dumps(fp, indent=2) + "\n")

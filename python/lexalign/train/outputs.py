@@ -27,19 +27,51 @@ def checkpoint_step(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+COMPLETE_MARK = "lexalign-checkpoint.json"
+# Checkpoints of format 2 (their fingerprint says so) are complete only with COMPLETE_MARK;
+# older ones (no format key) by the files they hold.
+CHECKPOINT_FORMAT = 2
+
+
+def mark_complete(ckpt: Path, step: int) -> None:
+    """The last file of a checkpoint, written atomically once every rank has saved its part: a
+    checkpoint without it (a save cut short by a second signal or a kill) is never resumed."""
+    files = sorted(p.name for p in ckpt.iterdir() if p.name != COMPLETE_MARK)
+    atomic_write_text(
+        ckpt / COMPLETE_MARK, json.dumps({"step": step, "files": files}, indent=2) + "\n"
+    )
+
+
+def _is_complete(p: Path) -> bool:
+    if (p / COMPLETE_MARK).is_file():
+        try:
+            return json.loads((p / COMPLETE_MARK).read_text()).get("step") == checkpoint_step(p)
+        except (OSError, ValueError, AttributeError):
+            return False
+    # written before the mark existed: trainer state (parseable), adapter, scheduler, fingerprint
+    try:
+        if json.loads((p / FINGERPRINT).read_text()).get("checkpoint_format", 1) >= 2:
+            return False  # a current checkpoint without its mark: the save was cut short
+    except (OSError, ValueError, AttributeError):
+        return False
+    has_adapter = (p / "adapter_model.safetensors").is_file() or (p / "adapter_model.bin").is_file()
+    if not (has_adapter and (p / "scheduler.pt").is_file() and (p / FINGERPRINT).is_file()):
+        return False
+    try:
+        json.loads((p / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def complete_checkpoints(output_dir: Path) -> list[Path]:
-    """Checkpoint folders that finished saving (trainer state and adapter present), oldest first."""
+    """Checkpoint folders that finished saving, oldest first."""
     if not output_dir.is_dir():
         return []
     found = []
     for p in output_dir.iterdir():
         step = checkpoint_step(p)
-        if step is None or not p.is_dir():
-            continue
-        has_adapter = (p / "adapter_model.safetensors").is_file() or (
-            p / "adapter_model.bin"
-        ).is_file()
-        if (p / "trainer_state.json").is_file() and has_adapter and (p / "scheduler.pt").is_file():
+        if step is not None and p.is_dir() and _is_complete(p):
             found.append((step, p))
     return [p for _, p in sorted(found)]
 
