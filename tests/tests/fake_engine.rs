@@ -519,3 +519,69 @@ fn a_platform_the_stack_has_no_wheels_for_is_a_usage_error() {
         );
     }
 }
+
+/// Ctrl-C stops a task that runs several commands in a row: the command in flight is stopped,
+/// nothing starts after it, and the task exits 130 (smoke runs one container per check).
+#[test]
+fn ctrl_c_stops_a_multi_command_task_with_130_and_starts_nothing_more() {
+    use std::time::{Duration, Instant};
+    let dir = scratch("sigint");
+    let log = dir.join("argv.log");
+    let lock_sha = sh(
+        "sha256sum",
+        &[root().join("python/pylock.toml").to_str().unwrap()],
+    )
+    .stdout
+    .split_whitespace()
+    .next()
+    .unwrap()
+    .to_string();
+    let mut c = xtask_cmd(&["smoke"]);
+    for (k, v) in [
+        ("LEXALIGN_DOCKER", FAKE),
+        ("FAKE_ENGINE_LOG", log.to_str().unwrap()),
+        ("FAKE_PRESENT", "lexalign-dev:latest"),
+        ("FAKE_RUN_SLEEP_S", "1.5"),
+        ("FAKE_LOCK_LABEL", lock_sha.as_str()),
+    ] {
+        c.env(k, v);
+    }
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("run\t"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while runs() < 2 {
+        assert!(Instant::now() < deadline, "smoke never ran a second check");
+        assert!(child.try_wait().unwrap().is_none(), "smoke ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // the second check is in flight: interrupt it
+    assert_eq!(sh("kill", &["-INT", &child.id().to_string()]).code, 0);
+    let at_signal = runs();
+    let status = child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert_eq!(
+        runs(),
+        at_signal,
+        "a container was started after Ctrl-C: {err}"
+    );
+    assert!(!err.contains("all checks passed"), "{err}");
+}

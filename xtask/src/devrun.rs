@@ -7,7 +7,7 @@ use crate::cli::DevOpts;
 use crate::ctx::Ctx;
 use crate::engine::cmd::{self, RunSpec};
 use crate::error::{code, usage, Result};
-use crate::exec::{Io, Proc};
+use crate::exec::{Forward, Io, Proc};
 use crate::policy;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -218,6 +218,20 @@ fn remover(ctx: &Ctx, s: &RunSpec) -> Result<Option<Proc>> {
     Ok(s.name.as_ref().map(|n| cmd::rm(e, &ctx.sh, n, true)))
 }
 
+/// How long a container gets to stop on its own after a forwarded signal (a training step plus
+/// a checkpoint save), before it is removed. A second signal removes it at once.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// SIGINT/SIGTERM to the task go on to the container's init, as `docker stop` would send them.
+fn forwarder(ctx: &Ctx, s: &RunSpec) -> Result<Option<Forward>> {
+    let e = ctx.engine()?;
+    Ok(s.name.as_ref().map(|n| Forward {
+        int: cmd::kill(e, &ctx.sh, n, "INT"),
+        term: cmd::kill(e, &ctx.sh, n, "TERM"),
+        grace: STOP_GRACE,
+    }))
+}
+
 /// Run it with inherited output; the container's exit code (130 after a signal, container removed).
 pub fn exec(ctx: &Ctx, s: &RunSpec) -> Result<i32> {
     let e = if ctx.dry_run() {
@@ -229,6 +243,7 @@ pub fn exec(ctx: &Ctx, s: &RunSpec) -> Result<i32> {
     let io = Io {
         stdin: s.interactive || s.tty,
         on_signal: remover(ctx, s)?,
+        forward: forwarder(ctx, s)?,
     };
     let code = ctx.status(cmd::run(e, &ctx.sh, s), io)?;
     if let Some(hint) = crate::engine::killed_hint(code) {

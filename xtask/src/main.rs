@@ -20,6 +20,7 @@ mod platform;
 mod policy;
 mod registry;
 mod requirement;
+mod signals;
 mod tasks;
 mod util;
 
@@ -37,6 +38,13 @@ fn main() {
     let code = match ctx::Ctx::new(&cli.global) {
         Ok(ctx) => error::finish(dispatch(&ctx, cli.task)),
         Err(e) => error::finish(Err(e)),
+    };
+    // Interrupted between two commands, a task may have ended "well": it did not.
+    let code = if code == 0 && exec::interrupted() {
+        eprintln!("interrupted");
+        130
+    } else {
+        code
     };
     std::process::exit(code);
 }

@@ -8,8 +8,10 @@
 //!   FAKE_PULL=1          `pull` succeeds
 //!   FAKE_FAIL=SUB        subcommand SUB prints an engine-like error and exits 1 (`*`: every call)
 //!   FAKE_RUN_EXIT=N      `run` exits N
+//!   FAKE_RUN_SLEEP_S=N   `run` takes N seconds (so a test can interrupt a task mid-way)
 //!   FAKE_ARCH            the engine's Architecture in `info` (default x86_64)
 //!   FAKE_IMAGE_ARCH      every present image's Architecture (default amd64)
+//!   FAKE_LOCK_LABEL      every present image's `dev.lexalign.lock-sha256` label
 
 use std::io::Write;
 
@@ -72,6 +74,10 @@ fn main() {
                 if args.iter().any(|a| a == "{{.Architecture}}") {
                     let a = env("FAKE_IMAGE_ARCH");
                     println!("{}", if a.is_empty() { "amd64" } else { &a });
+                } else if args.iter().any(|a| a.contains("dev.lexalign.lock-sha256"))
+                    && !env("FAKE_LOCK_LABEL").is_empty()
+                {
+                    println!("{}", env("FAKE_LOCK_LABEL"));
                 } else {
                     println!("sha256:fake 123");
                 }
@@ -85,6 +91,9 @@ fn main() {
             std::process::exit(1);
         }
         "run" => {
+            if let Ok(secs) = env("FAKE_RUN_SLEEP_S").parse::<f64>() {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            }
             let code: i32 = env("FAKE_RUN_EXIT").parse().unwrap_or(0);
             std::process::exit(code);
         }

@@ -114,6 +114,11 @@ pub fn rm(e: &Engine, sh: &Shell, id: &str, force: bool) -> Proc {
     }
 }
 
+/// `kill --signal SIG ID`: hand a signal to the container's init (which passes it on).
+pub fn kill(e: &Engine, sh: &Shell, id: &str, signal: &str) -> Proc {
+    change(e, sh, &["kill", "--signal", signal, id])
+}
+
 /// `rmi REF` (never `-f`: an image a container or another tag still uses stays).
 pub fn rmi(e: &Engine, sh: &Shell, reference: &str) -> Proc {
     change(e, sh, &["rmi", reference])

@@ -1,6 +1,7 @@
 //! The execution layer: the only code in the xtask that starts a process (a test enforces it).
-//! Over 400 lines: every way of starting a process (captured, streamed, line by line, time-limited,
-//! a group of nodes, a background server) must live here, and its tests run real processes.
+//! Over 400 lines: every way of starting one process (captured, streamed, line by line,
+//! time-limited) must live here, and its tests run real processes; groups and background servers
+//! are in group.rs.
 //!
 //! Every command arrives as a [`Proc`]: a command line plus its [`Effect`]. This layer owns
 //! - echo: `-v` prints each command before it runs (`+ …` on stderr);
@@ -9,15 +10,22 @@
 //!   because a task needs its answer to make the plan. A query that cannot start (no engine on
 //!   this machine) answers with exit code 127 instead of failing, so plans say "unknown";
 //! - capture vs streaming, and timeouts;
-//! - signals: SIGINT/SIGTERM while a child runs stop it, run the caller's clean-up (remove the
-//!   container) and end the task with exit code 130.
+//! - signals: once SIGINT/SIGTERM arrived, every way of running a process ends the task with
+//!   exit code 130 and nothing new starts (a child in flight is stopped; the caller's clean-up,
+//!   such as removing the container, runs). A dev-run container is first sent the same signal
+//!   ([`Forward`]) and given time to stop on its own (a training run saves a checkpoint); a
+//!   second signal removes it at once.
+
+mod group;
 
 use crate::error::{code, Result};
+pub use crate::signals::{install_signal_flag, interrupted};
+use crate::signals::{last_signal, signal_count};
 use anyhow::Context;
+pub use group::Member;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Whether a command changes anything (and so is skipped by a dry run).
@@ -136,6 +144,17 @@ pub struct Io {
     pub stdin: bool,
     /// Run on SIGINT/SIGTERM before exiting 130 (e.g. `docker rm -f NAME`).
     pub on_signal: Option<Proc>,
+    /// Pass the signal on to what the child runs (a container), and wait for it to stop.
+    pub forward: Option<Forward>,
+}
+
+/// The commands that hand SIGINT or SIGTERM on to a container (`kill --signal …`), and how long
+/// to wait for it to stop after that before removing it.
+#[derive(Debug)]
+pub struct Forward {
+    pub int: Proc,
+    pub term: Proc,
+    pub grace: Duration,
 }
 
 /// The flags that decide how commands run.
@@ -145,26 +164,12 @@ pub struct Exec {
     pub verbose: bool,
 }
 
-static INTERRUPTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-
-/// The signal flag, registered on first use (signal-hook: the handler only sets the flag).
-fn signal_flag() -> &'static Arc<AtomicBool> {
-    INTERRUPTED.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
-        }
-        flag
-    })
-}
-
-/// Register the SIGINT/SIGTERM flag (call before any child starts).
-pub fn install_signal_flag() {
-    let _ = signal_flag();
-}
-
-pub fn interrupted() -> bool {
-    signal_flag().load(Ordering::SeqCst)
+/// Nothing new starts once the user interrupted: the task ends with 130.
+fn refuse_after_signal() -> Result<()> {
+    if interrupted() {
+        return Err(code(130));
+    }
+    Ok(())
 }
 
 /// A child's exit status as a shell would report it (128+N for a signal).
@@ -188,8 +193,19 @@ impl Exec {
         skip
     }
 
-    /// Run and capture stdout/stderr (stdin is /dev/null).
-    pub fn capture(&self, mut p: Proc) -> Result<Captured> {
+    /// Run and capture stdout/stderr (stdin is /dev/null). After a signal nothing starts, and
+    /// a signal while it runs stops it: both end the task with 130.
+    pub fn capture(&self, p: Proc) -> Result<Captured> {
+        refuse_after_signal()?;
+        self.capture_inner(p, true)
+    }
+
+    /// `capture` for clean-up after a signal (removing a container): runs regardless.
+    pub fn capture_cleanup(&self, p: Proc) -> Result<Captured> {
+        self.capture_inner(p, false)
+    }
+
+    fn capture_inner(&self, mut p: Proc, stop_on_signal: bool) -> Result<Captured> {
         if self.announce(&p) {
             return Ok(Captured {
                 planned: true,
@@ -197,25 +213,52 @@ impl Exec {
             });
         }
         let program = p.program();
-        match p.cmd.stdin(Stdio::null()).output() {
-            Ok(out) => Ok(Captured {
-                code: exit_code(out.status),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                planned: false,
-            }),
+        let mut child = match spawn_piped(&mut p) {
+            Ok(c) => c,
             // A query that cannot start is an answer ("unknown"), not a crash.
-            Err(e) if p.effect == Effect::Query => Ok(Captured {
-                code: 127,
-                stderr: format!("cannot start `{program}`: {e}"),
-                ..Default::default()
-            }),
-            Err(e) => Err(e).with_context(|| format!("cannot start `{program}`")),
-        }
+            Err(e) if p.effect == Effect::Query => {
+                return Ok(Captured {
+                    code: 127,
+                    stderr: format!("cannot start `{program}`: {}", e.root_cause()),
+                    ..Default::default()
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let collect = |s: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut s) = s {
+                    let _ = s.read_to_end(&mut buf);
+                }
+                String::from_utf8_lossy(&buf).into_owned()
+            })
+        };
+        let out = collect(child.stdout.take().map(|s| Box::new(s) as _));
+        let err = collect(child.stderr.take().map(|s| Box::new(s) as _));
+        let status = loop {
+            if let Some(st) = child.try_wait()? {
+                break st;
+            }
+            if stop_on_signal && interrupted() {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = (out.join(), err.join());
+                return Err(code(130));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Ok(Captured {
+            code: exit_code(status),
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+            planned: false,
+        })
     }
 
     /// Run with inherited stdout/stderr; return the exit code (0 for a planned command).
     pub fn status(&self, mut p: Proc, io: Io) -> Result<i32> {
+        refuse_after_signal()?;
         if self.announce(&p) {
             return Ok(0);
         }
@@ -229,7 +272,7 @@ impl Exec {
             .cmd
             .spawn()
             .with_context(|| format!("cannot start `{program}`"))?;
-        self.wait(&mut child, io.on_signal)
+        self.wait(&mut child, io.on_signal, io.forward)
     }
 
     /// Run, passing each output line to `on_line` as it comes (stdout and stderr), and keep
@@ -239,6 +282,7 @@ impl Exec {
         mut p: Proc,
         on_line: impl Fn(&str) + Send + Sync + 'static,
     ) -> Result<(i32, String)> {
+        refuse_after_signal()?;
         if self.announce(&p) {
             return Ok((0, String::new()));
         }
@@ -251,7 +295,7 @@ impl Exec {
             l.push_str(line);
             l.push('\n');
         });
-        let code = self.wait(&mut child, None)?;
+        let code = self.wait(&mut child, None, None)?;
         for r in readers {
             let _ = r.join();
         }
@@ -262,7 +306,7 @@ impl Exec {
     /// Run with output discarded; give up (kill it) after `limit`. None: timed out or could not
     /// start. A planned command answers None.
     pub fn within(&self, mut p: Proc, limit: Duration) -> Option<i32> {
-        if self.announce(&p) {
+        if interrupted() || self.announce(&p) {
             return None;
         }
         let mut child = p
@@ -286,8 +330,16 @@ impl Exec {
         }
     }
 
-    /// Wait for a child; on a signal run the clean-up, stop the child, and end with 130.
-    fn wait(&self, child: &mut std::process::Child, on_signal: Option<Proc>) -> Result<i32> {
+    /// Wait for a child; on a signal run the clean-up, stop the child, and end with 130. With
+    /// `forward`, the signal goes on to the container first and it gets `grace` to stop on its
+    /// own (a second signal cuts that short); the task then ends with the container's exit code
+    /// when it failed (a preempted training run: 75), else 128 + the signal.
+    fn wait(
+        &self,
+        child: &mut std::process::Child,
+        on_signal: Option<Proc>,
+        forward: Option<Forward>,
+    ) -> Result<i32> {
         loop {
             if let Some(status) = child.try_wait()? {
                 if interrupted() {
@@ -297,6 +349,26 @@ impl Exec {
                 return Ok(exit_code(status));
             }
             if interrupted() {
+                let sig = last_signal();
+                if let Some(f) = forward {
+                    let seen = signal_count();
+                    let pass = if sig == signal_hook::consts::SIGTERM {
+                        f.term
+                    } else {
+                        f.int
+                    };
+                    let _ = self.capture_cleanup(pass);
+                    let deadline = Instant::now() + f.grace;
+                    while Instant::now() < deadline && signal_count() == seen {
+                        if let Some(status) = child.try_wait()? {
+                            self.cleanup(on_signal);
+                            eprintln!("interrupted");
+                            let c = exit_code(status);
+                            return Err(code(if c != 0 { c } else { 128 + sig }));
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
                 self.cleanup(on_signal);
                 // Give the client a moment to notice its container is gone.
                 let deadline = Instant::now() + Duration::from_secs(5);
@@ -316,13 +388,8 @@ impl Exec {
     }
 
     fn cleanup(&self, on_signal: Option<Proc>) {
-        if let Some(mut p) = on_signal {
-            let _ = p
-                .cmd
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        if let Some(p) = on_signal {
+            let _ = self.capture_cleanup(p);
         }
     }
 }
@@ -360,119 +427,6 @@ fn read_lines(
             }))
         })
         .collect()
-}
-
-/// A process left running in the background (a server a benchmark needs); killed when dropped.
-pub struct Background(Option<std::process::Child>);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Exec {
-    /// Start a server in the background, output discarded (a dry run only prints it).
-    pub fn background(&self, mut p: Proc) -> Result<Background> {
-        if self.announce(&p) {
-            return Ok(Background(None));
-        }
-        let program = p.program();
-        let child = p
-            .cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start `{program}`"))?;
-        Ok(Background(Some(child)))
-    }
-}
-
-/// One process of a group run (`Exec::group`): its output lines are prefixed `[label] `.
-pub struct Member {
-    pub label: String,
-    pub proc: Proc,
-}
-
-impl Exec {
-    /// Run every member at once, their output interleaved line by line with `[label] `
-    /// prefixes. When the first member fails, run `on_failure` (once) so the others stop
-    /// rather than hang; on SIGINT/SIGTERM run `on_signal`, stop them all, and end with 130.
-    /// Returns each member's exit code, in order (all 0 for a dry run).
-    pub fn group(
-        &self,
-        members: Vec<Member>,
-        on_failure: Vec<Proc>,
-        on_signal: Vec<Proc>,
-    ) -> Result<Vec<i32>> {
-        let mut planned = true;
-        for m in &members {
-            planned &= self.announce(&m.proc);
-        }
-        if planned {
-            return Ok(vec![0; members.len()]);
-        }
-        let mut children = Vec::new();
-        let mut readers = Vec::new();
-        for mut m in members {
-            let mut child = spawn_piped(&mut m.proc)?;
-            let label = m.label.clone();
-            readers.extend(read_lines(&mut child, move |line, stderr| {
-                if stderr {
-                    eprintln!("[{label}] {line}");
-                } else {
-                    println!("[{label}] {line}");
-                }
-            }));
-            children.push(child);
-        }
-        let mut codes: Vec<Option<i32>> = vec![None; children.len()];
-        let mut on_failure = Some(on_failure);
-        loop {
-            for (i, c) in children.iter_mut().enumerate() {
-                if codes[i].is_none() {
-                    if let Some(st) = c.try_wait()? {
-                        codes[i] = Some(exit_code(st));
-                    }
-                }
-            }
-            if interrupted() {
-                for p in on_signal {
-                    let _ = self.capture(p);
-                }
-                for c in children.iter_mut() {
-                    let _ = c.kill();
-                }
-                for c in children.iter_mut() {
-                    let _ = c.wait();
-                }
-                for r in readers {
-                    let _ = r.join();
-                }
-                eprintln!("interrupted");
-                return Err(code(130));
-            }
-            if codes.iter().any(|c| matches!(c, Some(n) if *n != 0)) {
-                if let Some(stop) = on_failure.take() {
-                    for p in stop {
-                        let _ = self.capture(p);
-                    }
-                }
-            }
-            if codes.iter().all(Option::is_some) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for r in readers {
-            let _ = r.join();
-        }
-        Ok(codes.into_iter().map(|c| c.unwrap_or(1)).collect())
-    }
 }
 
 #[cfg(test)]
