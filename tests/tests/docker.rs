@@ -245,6 +245,7 @@ fn sigint_stops_and_removes_the_container() {
     let project = "lexalign-sigint";
     let mut child = xtask_cmd(&["--image", img, "run", "--", "sleep", "60"])
         .env("LEXALIGN_PROJECT", project)
+        .env_remove("LEXALIGN_HF_VOLUME")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

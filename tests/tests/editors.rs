@@ -11,14 +11,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The Dev Containers CLI: $LEXALIGN_DEVCONTAINER_CLI, else target/devcontainer (what .ci/run
-/// installs with npm), else `devcontainer` on PATH.
-fn devcontainer_cli() -> String {
+/// installs with npm) copied into `shared` (the host user may not be able to enter the
+/// checkout: a clone under /root or in a private temporary folder), else `devcontainer` on PATH.
+fn devcontainer_cli(shared: &Path) -> String {
     if let Ok(p) = std::env::var("LEXALIGN_DEVCONTAINER_CLI") {
         return p;
     }
-    let local = root().join("target/devcontainer/node_modules/.bin/devcontainer");
-    if local.exists() {
-        return local.display().to_string();
+    let local = root().join("target/devcontainer");
+    if local.join("node_modules/.bin/devcontainer").exists() {
+        let to = shared.join("devcontainer-cli");
+        let r = sh("cp", &["-a", local.to_str().unwrap(), to.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "copy the Dev Containers CLI: {}", r.all());
+        return to
+            .join("node_modules/.bin/devcontainer")
+            .display()
+            .to_string();
     }
     "devcontainer".into()
 }
@@ -39,28 +46,82 @@ fn uid() -> u32 {
     sh("id", &["-u"]).stdout.trim().parse().unwrap()
 }
 
-/// The non-root host user to act as: ourselves, or (as root, as in CI) a user made for it.
-fn host_user() -> (String, u32) {
-    if uid() != 0 {
-        return (sh("id", &["-un"]).stdout.trim().to_string(), uid());
-    }
-    let name = "lexalign-dc";
-    if sh("id", &["-u", name]).code != 0 {
-        let r = sh("useradd", &["-m", "-G", "docker", name]);
-        assert_eq!(r.code, 0, "useradd {name}: {}", r.all());
-    }
-    (
-        name.into(),
-        sh("id", &["-u", name]).stdout.trim().parse().unwrap(),
-    )
+/// The non-root host user to act as: ourselves, or (as root, as in CI) a user made for this
+/// test and deleted (with its home) when dropped.
+struct HostUser {
+    name: String,
+    uid: u32,
+    made: bool,
 }
 
-/// The repository as a clone would have it (tracked and not-ignored files), owned by `user`.
-/// (In the system's temporary folder, which every user can traverse: the checkout itself may sit
-/// in a folder the host user cannot enter, such as /root.)
-fn clone_tree(name: &str, user: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lexalign-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+impl HostUser {
+    fn get() -> HostUser {
+        if uid() != 0 {
+            return HostUser {
+                name: sh("id", &["-un"]).stdout.trim().to_string(),
+                uid: uid(),
+                made: false,
+            };
+        }
+        let name = format!("lexalign-dc{}", std::process::id());
+        let r = sh("useradd", &["-m", "-G", "docker", &name]);
+        assert_eq!(r.code, 0, "useradd {name}: {}", r.all());
+        let uid = sh("id", &["-u", &name]).stdout.trim().parse().unwrap();
+        HostUser {
+            name,
+            uid,
+            made: true,
+        }
+    }
+}
+
+impl Drop for HostUser {
+    fn drop(&mut self) {
+        if self.made {
+            let r = sh("userdel", &["-r", &self.name]);
+            if r.code != 0 {
+                eprintln!("userdel -r {}: {}", self.name, r.all());
+            }
+        }
+    }
+}
+
+/// A scratch folder that every user can reach: under the first of $TMPDIR, /tmp and /var/tmp
+/// whose every parent folder others may traverse (a private $TMPDIR is skipped). Removed when
+/// dropped.
+struct SharedScratch(PathBuf);
+
+impl SharedScratch {
+    fn new(name: &str) -> SharedScratch {
+        use std::os::unix::fs::PermissionsExt;
+        let traversable = |p: &Path| {
+            p.ancestors().all(|a| {
+                std::fs::metadata(a)
+                    .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 != 0)
+            })
+        };
+        let base = [std::env::temp_dir(), "/tmp".into(), "/var/tmp".into()]
+            .into_iter()
+            .find(|b| traversable(b))
+            .expect("no temporary folder that other users can enter ($TMPDIR, /tmp, /var/tmp)");
+        let dir = base.join(format!("lexalign-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        SharedScratch(dir)
+    }
+}
+
+impl Drop for SharedScratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The repository as a clone would have it (tracked and not-ignored files) in `into/ws`, owned
+/// by `user`.
+fn clone_tree(into: &Path, user: &str) -> PathBuf {
+    let dir = into.join("ws");
     std::fs::create_dir_all(&dir).unwrap();
     let files = Command::new("git")
         .args([
@@ -129,11 +190,13 @@ fn devcontainer_up_and_exec_as_the_host_user() {
         img, "lexalign-dev:latest",
         "devcontainer.json names lexalign-dev:latest"
     );
-    let (user, user_uid) = host_user();
-    let ws = clone_tree("devcontainer", &user);
+    let host = HostUser::get();
+    let (user, user_uid) = (host.name.clone(), host.uid);
+    let shared = SharedScratch::new("devcontainer");
+    let ws = clone_tree(&shared.0, &user);
     let label = format!("dev.lexalign.e2e=devcontainer-{}", std::process::id());
     let _cleanup = RemoveByLabel(label.clone());
-    let cli = devcontainer_cli();
+    let cli = devcontainer_cli(&shared.0);
     let ws_s = ws.to_str().unwrap();
     let common = [
         "--workspace-folder",
@@ -188,7 +251,6 @@ fn devcontainer_up_and_exec_as_the_host_user() {
     )
     .stdout;
     assert!(left.trim().is_empty(), "container removed: {left}");
-    let _ = std::fs::remove_dir_all(&ws);
 }
 
 fn compose_runs_the_help_checks_and_unit_tests() {

@@ -255,7 +255,7 @@ fn dry_run_prints_commands_and_runs_none() {
         line.contains("--rm") && line.contains("--init") && line.contains("-e HF_TOKEN"),
         "{line}"
     );
-    assert!(line.contains("lexalign-hf-cache:/cache/huggingface"));
+    assert!(line.contains(&format!("{TEST_HF_VOLUME}:/cache/huggingface")));
     assert!(line.ends_with("sh -c 'exit 7'"), "{line}");
     assert!(!r.all().contains(HF_CANARY));
 }
@@ -584,4 +584,21 @@ fn ctrl_c_stops_a_multi_command_task_with_130_and_starts_nothing_more() {
         "a container was started after Ctrl-C: {err}"
     );
     assert!(!err.contains("all checks passed"), "{err}");
+}
+
+/// The end-to-end tests' dev runs mount their own HF cache volume, never the user's.
+#[test]
+fn tests_never_mount_the_users_hf_cache() {
+    let (r, _) = fake(
+        &["--dry-run", "run", "--", "true"],
+        &[("FAKE_PRESENT", "lexalign-dev:latest")],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains(&format!("-v {TEST_HF_VOLUME}:/cache/huggingface")),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("-v lexalign-hf-cache:"), "{}", r.stdout);
 }

@@ -95,9 +95,17 @@ pub fn project_label(project: &str) -> String {
     format!("{PROJECT_LABEL}={project}")
 }
 
-/// The named volume that backs the HF cache in dev runs.
+/// Overrides the HF cache volume of dev runs (the end-to-end tests use their own, so they
+/// never write into a user's cache).
+pub const HF_VOLUME_ENV: &str = "LEXALIGN_HF_VOLUME";
+
+/// The named volume that backs the HF cache in dev runs: `$LEXALIGN_HF_VOLUME`, else
+/// `<project>-hf-cache`.
 pub fn hf_volume(project: &str) -> String {
-    format!("{project}-hf-cache")
+    std::env::var(HF_VOLUME_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| format!("{project}-hf-cache"))
 }
 
 /// `<project>-<task>-<pid>`: every container the xtask starts has a predictable name.

@@ -57,19 +57,28 @@ impl From<Output> for Run {
     }
 }
 
-/// `cargo xtask ARGS` from the repository root.
+/// The HF cache volume of the tests' dev runs: never the user's `lexalign-hf-cache`.
+pub const TEST_HF_VOLUME: &str = "lexalign-e2e-hf-cache";
+
+/// `cargo xtask ARGS` from the repository root (dev runs on the tests' own HF cache volume).
 pub fn xtask_cmd(args: &[&str]) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut c = Command::new(cargo);
     c.arg("xtask").args(args).current_dir(root());
     c.env_remove("HF_TOKEN");
+    c.env("LEXALIGN_HF_VOLUME", TEST_HF_VOLUME);
     c
 }
 
+/// `cargo xtask ARGS` with extra environment. A test that sets its own LEXALIGN_PROJECT gets
+/// that project's volume (`<project>-hf-cache`), which it cleans up itself.
 pub fn xtask(args: &[&str], envs: &[(&str, &str)]) -> Run {
     let mut c = xtask_cmd(args);
     for (k, v) in envs {
         c.env(k, v);
+    }
+    if envs.iter().any(|(k, _)| *k == "LEXALIGN_PROJECT") {
+        c.env_remove("LEXALIGN_HF_VOLUME");
     }
     c.output().expect("cargo xtask runs").into()
 }
@@ -249,5 +258,13 @@ pub fn run_docker_trials(tests: Vec<(&'static str, fn())>, what: &str, one_at_a_
             .with_ignored_flag(skip)
         })
         .collect();
-    libtest_mimic::run(&args, trials).exit()
+    let conclusion = libtest_mimic::run(&args, trials);
+    if !skip {
+        // the tests' own HF cache volume goes with them (it may be in use by another binary's
+        // container only if binaries ran at once; then it stays)
+        let _ = Command::new(engine())
+            .args(["volume", "rm", TEST_HF_VOLUME])
+            .output();
+    }
+    conclusion.exit()
 }

@@ -138,8 +138,11 @@ mod tests {
     #[test]
     fn the_script_reports_what_the_shell_sees() {
         // Run the generated script with stand-in CLIs in a scratch folder: the delimiters and
-        // exit codes must survive a real shell.
-        let dir = std::env::temp_dir().join(format!("xtask-help-{}", std::process::id()));
+        // exit codes must survive a real shell. (Under target/, not the system's temporary
+        // folder: /tmp may be mounted noexec.)
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/xtask-tests")
+            .join(format!("help-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fake_python = dir.join("python");
         std::fs::write(
