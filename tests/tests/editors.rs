@@ -163,6 +163,8 @@ impl Drop for RemoveByLabel {
     }
 }
 
+/// Run as the host user, with its own home and temporary folder (the CLI writes to $TMPDIR,
+/// and ours may be private).
 fn as_user(user: &str, program: &str, args: &[&str], cwd: &Path) -> Run {
     let mut c = if uid() == 0 {
         let mut c = Command::new("runuser");
@@ -172,6 +174,7 @@ fn as_user(user: &str, program: &str, args: &[&str], cwd: &Path) -> Run {
             "--",
             "env",
             &format!("HOME=/home/{user}"),
+            &format!("TMPDIR=/home/{user}"),
             program,
         ]);
         c

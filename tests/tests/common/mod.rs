@@ -233,6 +233,16 @@ pub fn project_containers(project: &str) -> Vec<String> {
 /// LEXALIGN_SKIP_DOCKER_TESTS=1. `one_at_a_time` for tests that share the machine's CPUs or
 /// check that nothing of theirs is left running.
 pub fn run_docker_trials(tests: Vec<(&'static str, fn())>, what: &str, one_at_a_time: bool) -> ! {
+    run_docker_trials_then(tests, what, one_at_a_time, || {})
+}
+
+/// `run_docker_trials`, then `after` (stop what the trials started and kept in statics).
+pub fn run_docker_trials_then(
+    tests: Vec<(&'static str, fn())>,
+    what: &str,
+    one_at_a_time: bool,
+    after: impl FnOnce(),
+) -> ! {
     let mut args = libtest_mimic::Arguments::from_args();
     if one_at_a_time {
         args.test_threads = Some(1);
@@ -259,6 +269,7 @@ pub fn run_docker_trials(tests: Vec<(&'static str, fn())>, what: &str, one_at_a_
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
+    after();
     if !skip {
         // the tests' own HF cache volume goes with them (it may be in use by another binary's
         // container only if binaries ran at once; then it stays)
