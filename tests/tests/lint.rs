@@ -95,33 +95,45 @@ fn workflow_runs_what_ci_runs() {
 }
 
 /// The cluster hand-off files run the same launch as `multinode`: the SLURM script starts
-/// torchrun with c10d rendezvous on the pushed image, mounting the project at /app; the
-/// Kubeflow TrainJob parses and names the image, the command, the node count and the shared
-/// volume at /app.
+/// torchrun with c10d rendezvous on the first node's NodeAddr, asks for a signal before the
+/// time limit and for requeue (the SLURM tests run it for real); the Kubeflow TrainJob launches
+/// torchrun once on the torch-distributed runtime with the shared volume at /app.
 #[test]
 fn cluster_hand_off_files_say_what_matters() {
     let sbatch =
         std::fs::read_to_string(root().join("docs/cluster/lexalign-finetune.sbatch")).unwrap();
     for needed in [
         "#SBATCH --nodes=",
-        "srun --container-image=",
-        "--container-mounts=\"${WORKDIR}:/app",
-        "torchrun",
-        "--nnodes \"$SLURM_NNODES\"",
+        "#SBATCH --signal=B:USR1@",
+        "#SBATCH --requeue",
+        "--container-image=",
+        "$WORKDIR:/app",
+        "torchrun --nnodes \"$LEXALIGN_SB_NNODES\"",
         "--rdzv-backend c10d",
-        "finetune.py --config",
+        "NodeAddr=",
+        "scontrol requeue",
         "apptainer exec",
     ] {
         assert!(sbatch.contains(needed), "the SLURM script lacks `{needed}`");
     }
+    assert!(
+        sbatch.contains("LEXALIGN_SB_HEAD=\"$HEAD_ADDR:$RDZV_PORT\"")
+            && !sbatch.contains("${HEAD_NODE}:"),
+        "rendezvous on the first node's NodeAddr, not its name"
+    );
     let text = std::fs::read_to_string(root().join("docs/cluster/lexalign-trainjob.yaml")).unwrap();
+    assert!(
+        text.contains("Kubeflow Trainer v2.3"),
+        "the manifest names its release"
+    );
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("the TrainJob manifest parses");
     assert_eq!(doc["kind"], "TrainJob");
+    assert_eq!(doc["spec"]["runtimeRef"]["name"], "torch-distributed");
     let trainer = &doc["spec"]["trainer"];
     assert!(trainer["image"]
         .as_str()
         .unwrap()
-        .contains("/lexalign-dev:lock-"));
+        .contains("/lexalign-dev@sha256:"));
     let command: Vec<&str> = trainer["command"]
         .as_sequence()
         .unwrap()
@@ -129,17 +141,207 @@ fn cluster_hand_off_files_say_what_matters() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(command[..2], ["torchrun", "finetune.py"]);
+    let launches = command
+        .iter()
+        .chain(
+            trainer["args"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .filter(|a| a.contains("torchrun"))
+        .count();
+    assert_eq!(
+        launches, 1,
+        "torchrun launched once (the runtime does not launch it)"
+    );
     assert!(trainer["numNodes"].as_u64().unwrap() >= 2);
-    let over = &doc["spec"]["podTemplateOverrides"][0]["spec"];
-    let claim = over["volumes"]
+    let env: Vec<&str> = trainer["env"]
         .as_sequence()
         .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for v in ["LEXALIGN_IMAGE_ID", "LEXALIGN_IMAGE_DIGEST", "HF_TOKEN"] {
+        assert!(env.contains(&v), "the trainer sets {v}");
+    }
+    let pod = &doc["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]
+        ["replicatedJobs"][0]["template"]["spec"]["template"]["spec"];
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        grace >= 120,
+        "room for one step plus a checkpoint save: {grace}"
+    );
+    let volumes = pod["volumes"].as_sequence().unwrap();
+    let claim = volumes
         .iter()
         .find(|v| v["name"] == "lexalign-project")
         .expect("a project volume");
     assert!(claim["persistentVolumeClaim"]["claimName"].is_string());
-    let mounts = over["containers"][0]["volumeMounts"].as_sequence().unwrap();
-    assert!(mounts
-        .iter()
-        .any(|m| m["name"] == "lexalign-project" && m["mountPath"] == "/app"));
+    assert!(volumes.iter().any(|v| v["emptyDir"]["medium"] == "Memory"));
+    let mounts = pod["containers"][0]["volumeMounts"].as_sequence().unwrap();
+    for (name, path) in [("lexalign-project", "/app"), ("dshm", "/dev/shm")] {
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["name"] == name && m["mountPath"] == path),
+            "{name} at {path}"
+        );
+    }
+}
+
+/// What the API server's strict field validation checks, against the TrainJob schema of
+/// Kubeflow Trainer v2.3.0 (the part the manifest touches, kept in tests/data/): every field
+/// exists at its path with its type, required fields are there, enums hold.
+fn schema_errors(
+    schema: &serde_json::Value,
+    value: &serde_yaml::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    use serde_yaml::Value as Y;
+    let int_or_string = schema["x-kubernetes-int-or-string"] == true;
+    let ty = schema["type"].as_str();
+    let ok = match (ty, value) {
+        _ if int_or_string => {
+            matches!(value, Y::Number(n) if n.is_i64() || n.is_u64()) || value.is_string()
+        }
+        (Some("object"), Y::Mapping(_)) | (Some("array"), Y::Sequence(_)) => true,
+        (Some("string"), Y::String(_)) | (Some("boolean"), Y::Bool(_)) => true,
+        (Some("integer"), Y::Number(n)) => n.is_i64() || n.is_u64(),
+        (Some("number"), Y::Number(_)) => true,
+        (None, _) => true,
+        _ => false,
+    };
+    if !ok {
+        out.push(format!("{path}: a {}, not {value:?}", ty.unwrap_or("?")));
+        return;
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        let v = serde_json::to_value(value).unwrap();
+        if !allowed.contains(&v) {
+            out.push(format!("{path}: {v} is not one of {allowed:?}"));
+        }
+    }
+    match value {
+        Y::Mapping(m) => {
+            for req in schema["required"].as_array().into_iter().flatten() {
+                if !m.contains_key(req.as_str().unwrap()) {
+                    out.push(format!("{path}: required field {req} missing"));
+                }
+            }
+            if schema["x-kubernetes-preserve-unknown-fields"] == true || path == ".metadata" {
+                return; // metadata is ObjectMeta, validated by the API server itself
+            }
+            for (k, v) in m {
+                let k = k.as_str().unwrap_or("?");
+                let sub = if let Some(props) = schema["properties"].as_object() {
+                    match props.get(k) {
+                        Some(s) => s,
+                        None => {
+                            out.push(format!("{path}.{k}: unknown field"));
+                            continue;
+                        }
+                    }
+                } else if schema["additionalProperties"].is_object() {
+                    &schema["additionalProperties"]
+                } else {
+                    out.push(format!(
+                        "{path}.{k}: the kept schema does not reach here: regenerate it"
+                    ));
+                    continue;
+                };
+                schema_errors(sub, v, &format!("{path}.{k}"), out);
+            }
+        }
+        Y::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                schema_errors(&schema["items"], item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_trainjob_is_valid_for_kubeflow_trainer_v2_3() {
+    let kept: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            root().join("tests/data/kubeflow-trainer-v2.3.0-trainjob.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(kept["source"].as_str().unwrap().contains("v2.3.0"));
+    let text = std::fs::read_to_string(root().join("docs/cluster/lexalign-trainjob.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        doc["apiVersion"].as_str().unwrap(),
+        format!(
+            "{}/{}",
+            kept["group"].as_str().unwrap(),
+            kept["version"].as_str().unwrap()
+        )
+    );
+    assert_eq!(
+        doc["kind"].as_str().unwrap(),
+        kept["kind"].as_str().unwrap()
+    );
+    let mut errors = Vec::new();
+    schema_errors(&kept["schema"], &doc, "", &mut errors);
+    assert!(
+        errors.is_empty(),
+        "not valid for Kubeflow Trainer v2.3.0:\n{}",
+        errors.join("\n")
+    );
+
+    // the check can fail: the field Trainer v2.2.0 removed, a wrong type, a missing name
+    for (bad, expect) in [
+        (
+            "  podTemplateOverrides: []\n",
+            "spec.podTemplateOverrides: unknown field",
+        ),
+        ("  suspend: \"yes\"\n", "spec.suspend: a boolean"),
+    ] {
+        let broken = text.replace("  runtimePatches:\n", &format!("{bad}  runtimePatches:\n"));
+        let doc: serde_yaml::Value = serde_yaml::from_str(&broken).unwrap();
+        let mut errors = Vec::new();
+        schema_errors(&kept["schema"], &doc, "", &mut errors);
+        assert!(
+            errors.iter().any(|e| e.contains(expect)),
+            "{expect}: {errors:?}"
+        );
+    }
+    let broken = text.replace("numNodes: 2", "numNodes: two");
+    let mut errors = Vec::new();
+    schema_errors(
+        &kept["schema"],
+        &serde_yaml::from_str(&broken).unwrap(),
+        "",
+        &mut errors,
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("numNodes: a integer")),
+        "{errors:?}"
+    );
+    let broken = text.replace(
+        "    - manager: lexalign.dev/trainjob-manifest\n      trainingRuntimeSpec:",
+        "    - trainingRuntimeSpec:",
+    );
+    let mut errors = Vec::new();
+    schema_errors(
+        &kept["schema"],
+        &serde_yaml::from_str(&broken).unwrap(),
+        "",
+        &mut errors,
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("required field \"manager\"")),
+        "{errors:?}"
+    );
 }
