@@ -441,8 +441,106 @@ fn bad_multinode_requests_exit_2_and_leave_nothing() {
     no_node_left();
 }
 
+/// A finetune under `cargo xtask run`, stopped the way clusters and people stop containers:
+/// `docker stop` (SIGTERM to the container), or SIGTERM to the xtask (passed on to the
+/// container). Either way: a checkpoint at the step it was on, run.json "preempted", exit 75.
+fn stopped_runs_leave_a_resumable_checkpoint() {
+    let (img, _) = built_image();
+    let py = multinode_tree();
+    let pyd = py.to_str().unwrap();
+    for (name, how) in [
+        ("stopped", "docker stop"),
+        ("termed", "SIGTERM to the xtask"),
+    ] {
+        let cfg = config(py, name, 200);
+        let project = format!("lexalign-stop-{name}");
+        let mut child = xtask_cmd(&[
+            "--image",
+            img,
+            "--python-dir",
+            pyd,
+            "run",
+            "--engine-arg=--env=LEXALIGN_TESTING={\"step_delay_s\": 0.3}",
+            "--",
+            "python",
+            "finetune.py",
+            "--config",
+            &cfg,
+        ])
+        .env("LEXALIGN_PROJECT", &project)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let out = py.join(format!("outputs/{name}"));
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let seen = loop {
+            let n = std::fs::read_to_string(out.join("metrics.jsonl"))
+                .map(|m| m.lines().count())
+                .unwrap_or(0);
+            if n >= 5 {
+                break n as u64;
+            }
+            assert!(
+                Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+                "{how}: training did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if how == "docker stop" {
+            let id = project_containers(&project);
+            assert_eq!(id.len(), 1, "{id:?}");
+            let r = sh(&engine(), &["stop", &id[0]]);
+            assert_eq!(r.code, 0, "{}", r.all());
+        } else {
+            assert_eq!(sh("kill", &["-TERM", &child.id().to_string()]).code, 0);
+        }
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(status.code(), Some(75), "{how}: {err}");
+        let run = std::fs::read_to_string(out.join("run.json")).unwrap();
+        assert!(run.contains("\"status\": \"preempted\""), "{how}: {run}");
+        let step: u64 = run
+            .split("\"final_step\": ")
+            .nth(1)
+            .unwrap()
+            .split([',', '\n'])
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            step >= seen && step <= seen + 2,
+            "{how}: stopped at {step}, {seen} steps logged before"
+        );
+        assert!(
+            out.join(format!("checkpoint-{step}/lexalign-checkpoint.json"))
+                .is_file(),
+            "{how}: a complete checkpoint at step {step}"
+        );
+        assert!(
+            project_containers(&project).is_empty(),
+            "{how}: container left"
+        );
+        let r = xtask(&["clean", "--volumes"], &[("LEXALIGN_PROJECT", &project)]);
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+}
+
 fn main() {
     let tests: Vec<(&str, fn())> = vec![
+        (
+            "stopped_runs_leave_a_resumable_checkpoint",
+            stopped_runs_leave_a_resumable_checkpoint,
+        ),
         (
             "push_and_pull_through_a_loopback_registry",
             push_and_pull_through_a_loopback_registry,
