@@ -294,3 +294,40 @@ fn the_build_stage_splits_the_lock_by_the_heavy_rule() {
     assert!(want.contains(&"torch"));
     assert_eq!(got, want);
 }
+
+/// docs/architecture.md names every module that exists (xtask/src/**.rs, python/lexalign/**.py)
+/// and none that does not.
+#[test]
+fn the_architecture_page_lists_the_modules_that_exist() {
+    let page = read("docs/architecture.md");
+    let mut files_now = Vec::new();
+    files(&repo().join("xtask/src"), "rs", &mut files_now);
+    files(&repo().join("python/lexalign"), "py", &mut files_now);
+    let mut missing = Vec::new();
+    let mut names = BTreeSet::new();
+    for f in &files_now {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        names.insert(name.clone());
+        if !page.contains(&name) {
+            missing.push(f.strip_prefix(repo()).unwrap().display().to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/architecture.md does not mention: {missing:?}"
+    );
+    // every `name.rs` / `name.py` in the page's module listings exists
+    let mut gone = Vec::new();
+    for block in page.split("```").skip(1).step_by(2) {
+        for word in block.split(|c: char| c.is_whitespace() || "(),:;+".contains(c)) {
+            let w = word.trim_end_matches('.').rsplit('/').next().unwrap_or("");
+            if (w.ends_with(".rs") || w.ends_with(".py")) && !names.contains(w) {
+                gone.push(w.to_string());
+            }
+        }
+    }
+    assert!(
+        gone.is_empty(),
+        "docs/architecture.md lists modules that do not exist: {gone:?}"
+    );
+}
