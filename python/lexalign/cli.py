@@ -60,6 +60,26 @@ def _output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _token_file(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--token-file: every command that can load a gated model or dataset from the Hub."""
+    return click.option(
+        "--token-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=str),
+        metavar="FILE",
+        help="Read the Hub token from FILE instead of $HF_TOKEN (never printed).",
+    )(f)
+
+
+def _use_token_file(token_file: str | None) -> None:
+    """Make the token of --token-file the one huggingface_hub uses in this process."""
+    if token_file:
+        import os
+
+        from .commands import read_token
+
+        os.environ["HF_TOKEN"] = read_token(token_file) or ""
+
+
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options of the config-driven commands (download, finetune, align)."""
     f = _output_options(f)
@@ -99,12 +119,7 @@ def cli() -> None:
     is_flag=True,
     help="Re-hash downloaded files against their manifests (offline); exit 1 on a mismatch.",
 )
-@click.option(
-    "--token-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=str),
-    metavar="FILE",
-    help="Read the Hub token from FILE instead of $HF_TOKEN.",
-)
+@_token_file
 def download(
     config_path: str,
     dry_run: bool,
@@ -138,14 +153,21 @@ def _train_command(kind: TrainKind, doc: str) -> click.Command:
     @click.option(
         "--overwrite",
         is_flag=True,
-        help="With resume: never, start over in a non-empty output_dir.",
+        help="Start over: empty a non-empty output_dir first (whatever resume: says).",
     )
+    @_token_file
     @_common
     def command(
-        config_path: str, dry_run: bool, quiet: bool, as_json: bool, overwrite: bool
+        config_path: str,
+        dry_run: bool,
+        quiet: bool,
+        as_json: bool,
+        overwrite: bool,
+        token_file: str | None,
     ) -> None:
         from .commands import run_train
 
+        _use_token_file(token_file)
         sys.exit(
             run_train(
                 kind, config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite
@@ -187,7 +209,9 @@ align = _train_command(
     metavar="PATH",
     help="The base model (default: the one the run trained on, from run.json).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty --output folder.")
+@click.option("--overwrite", is_flag=True, help="Start over: replace a non-empty --output folder.")
+@click.option("--dry-run", is_flag=True, help="Check the inputs and show the plan; write nothing.")
+@_token_file
 @click.option(
     "--max-shard-size",
     default="2GB",
@@ -201,6 +225,8 @@ def export(
     output: str,
     base: str | None,
     overwrite: bool,
+    dry_run: bool,
+    token_file: str | None,
     max_shard_size: str,
     quiet: bool,
     as_json: bool,
@@ -214,6 +240,7 @@ def export(
     """
     from .commands import run_export
 
+    _use_token_file(token_file)
     sys.exit(
         run_export(
             adapter,
@@ -222,6 +249,7 @@ def export(
             base=base,
             overwrite=overwrite,
             max_shard_size=max_shard_size,
+            dry_run=dry_run,
         )
     )
 
@@ -232,10 +260,37 @@ def export(
 @click.option(
     "--base", metavar="PATH", help="With --adapter: the base model (default: run.json's)."
 )
-@click.option("--prompt", required=True, metavar="TEXT", help="The text to continue.")
+@click.option("--prompt", required=True, metavar="TEXT", help="What to ask or continue.")
 @click.option(
-    "--max-new-tokens", default=64, show_default=True, type=int, metavar="N", help="Tokens to add."
+    "--max-new-tokens",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Tokens to add (at least 1).",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Send the prompt as is, not through the model's chat template.",
+)
+@click.option(
+    "--temperature",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="0: greedy; above 0: sample.",
+)
+@click.option(
+    "--top-p",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0, max=1.0, min_open=True),
+    help="Nucleus sampling (with --temperature above 0).",
+)
+@click.option("--seed", type=int, help="Seed for sampling (a repeatable completion).")
+@click.option("--dry-run", is_flag=True, help="Check the inputs and show the plan; load nothing.")
+@_token_file
 @_output_options
 def generate(
     model: str | None,
@@ -243,12 +298,28 @@ def generate(
     base: str | None,
     prompt: str,
     max_new_tokens: int,
+    raw: bool,
+    temperature: float,
+    top_p: float,
+    seed: int | None,
+    dry_run: bool,
+    token_file: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Print a greedy completion of --prompt by a model folder or a training output."""
+    """Print a completion of --prompt by a model folder or a training output, token by token.
+
+    A model with a chat template gets the prompt as a user turn through it (as it was trained);
+    --raw sends the text as is. Greedy unless --temperature is above 0."""
+    if (model is None) == (adapter is None):
+        raise click.UsageError(
+            "give exactly one of --model DIR (a model or an export) and --adapter DIR (a finetune/align output)"
+        )
+    if model is not None and base is not None:
+        raise click.UsageError("--base goes with --adapter; a --model folder is a whole model")
     from .commands import run_generate
 
+    _use_token_file(token_file)
     sys.exit(
         run_generate(
             _console(quiet, as_json),
@@ -257,6 +328,11 @@ def generate(
             base=base,
             prompt=prompt,
             max_new_tokens=max_new_tokens,
+            raw=raw,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            dry_run=dry_run,
         )
     )
 
@@ -281,7 +357,13 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
         return 0
     except SystemExit as exc:
         code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else EXIT_FAILURE)
+        if isinstance(code, int) or code is None:
+            return code or 0
+        # sys.exit("message"): say it (Python prints it too when it is not caught)
+        from .errors import one_line, redact
+
+        sys.stderr.write(f"error: {redact(one_line(code, 600))}\n")
+        return EXIT_FAILURE
     except click.exceptions.Abort:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED

@@ -4,6 +4,7 @@ code. Heavy modules (huggingface_hub, torch, trl) are imported here, never by `-
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .console import Console, human_bytes
@@ -173,11 +174,18 @@ def run_export(
     base: str | None,
     overwrite: bool,
     max_shard_size: str,
+    dry_run: bool = False,
 ) -> int:
     from .export import export
 
     return export(
-        adapter, output, console, base=base, overwrite=overwrite, max_shard_size=max_shard_size
+        adapter,
+        output,
+        console,
+        base=base,
+        overwrite=overwrite,
+        max_shard_size=max_shard_size,
+        dry_run=dry_run,
     )
 
 
@@ -189,8 +197,13 @@ def run_generate(
     base: str | None,
     prompt: str,
     max_new_tokens: int,
+    raw: bool = False,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    dry_run: bool = False,
 ) -> int:
-    """Print the greedy completion of `prompt` by a model folder or a training output."""
+    """Print the completion of `prompt` by a model folder or a training output."""
     from . import models
 
     if (model is None) == (adapter is None):
@@ -205,6 +218,16 @@ def run_generate(
     else:
         adapter_dir = models.check_adapter(adapter, "generate: --adapter")
         name = models.adapter_base(adapter_dir, base, "generate: --adapter")
+    if dry_run:
+        what = model if model is not None else f"{adapter} on {name}"
+        console.event(
+            "plan", model=model, adapter=adapter, base=name, max_new_tokens=max_new_tokens
+        )
+        console.info(
+            f"generate (dry run: nothing loaded): {what}, up to {max_new_tokens} tokens, "
+            + (f"sampling at temperature {temperature}" if temperature > 0 else "greedy")
+        )
+        return 0
     from . import inference
 
     try:
@@ -214,8 +237,26 @@ def run_generate(
             m, tok = inference.load(adapter, base=base)
     except (OSError, ValueError) as exc:
         raise models.load_error(name, exc, "generate") from None
-    text = inference.generate(m, tok, prompt, max_new_tokens)
+    streaming = console.human  # tokens printed as they come
+
+    def stream(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    text = inference.generate(
+        m,
+        tok,
+        prompt,
+        max_new_tokens,
+        raw=raw,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        stream=stream if streaming else None,
+    )
     console.event("completion", prompt=prompt, completion=text)
-    if console.mode != "json":
+    if streaming:
+        print()
+    elif console.mode != "json":
         print(text)
     return 0

@@ -269,7 +269,17 @@ class TrainConfigBase(Strict):
     def _resume(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("is empty; use auto, never, or the path of a checkpoint-N folder")
-        return v
+        from .kinds import ResumeMode
+
+        ResumeMode.parse(v)  # validated here, where it enters
+        return v.strip()
+
+    @property
+    def resume_mode(self):
+        """The typed `resume:` (validated when the config loaded)."""
+        from .kinds import ResumeMode
+
+        return ResumeMode.parse(self.resume)
 
 
 class FinetuneConfig(TrainConfigBase):

@@ -150,7 +150,7 @@ def load_yaml(path: str | Path) -> Any:
         st = p.stat()
     except FileNotFoundError:
         raise ConfigError(
-            f"config file not found: {p}; pass --config PATH (examples are in config/)"
+            f"config file not found: {p} (looked at {p.absolute()}, current folder {Path.cwd()}); pass --config PATH (examples are in config/)"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read it ({exc.strerror})") from None

@@ -17,7 +17,9 @@ class Console:
     """One place for everything a command prints. `mode` is "human", "quiet" or "json"."""
 
     def __init__(self, mode: str = "human") -> None:
-        self.mode = mode
+        from .kinds import ConsoleMode
+
+        self.mode = ConsoleMode(mode)  # an unknown mode is a ValueError here, not a silent default
         self._rich = None
 
     @property

@@ -10,6 +10,7 @@ from typing import Any
 
 from .config import PreferenceDataset, SFTDataset
 from .errors import ConfigError, one_line
+from .models import where_looked
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -67,7 +68,7 @@ def load_rows(path: str, split: str, source: str, *, key: str = "split", strict:
             )
         if _looks_like_path(path):
             raise ConfigError(
-                f"{source}: dataset.path {path} does not exist; give a .jsonl/.json/.csv/.parquet file, a folder, or a Hub dataset id"
+                f"{source}: dataset.{'eval_path' if key == 'eval_path' else 'path'} {path} does not exist ({where_looked(path)}); give a .jsonl/.json/.csv/.parquet file, a folder, or a Hub dataset id"
             )
         return datasets.load_dataset(path, split=split)
     except ConfigError:

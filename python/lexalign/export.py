@@ -141,12 +141,23 @@ def export(
     base: str | None = None,
     overwrite: bool = False,
     max_shard_size: str = DEFAULT_SHARD,
+    dry_run: bool = False,
 ) -> int:
     where = "export"
     adapter_dir = models.check_adapter(adapter, f"{where}: --adapter")
     out = Path(output).expanduser()
     check_output(out, overwrite)
     base_name = models.adapter_base(adapter_dir, base, f"{where}: --adapter")
+    if dry_run:
+        replaced = out.exists() and any(out.iterdir())
+        console.event(
+            "plan", adapter=str(adapter_dir), base=base_name, output=str(out), replaces=replaced
+        )
+        console.info(
+            f"export (dry run: nothing written): merge {adapter_dir} into {base_name} → {out}"
+            + (" (replacing what is there: --overwrite)" if replaced else "")
+        )
+        return 0
 
     try:
         dtype = _base_dtype(base_name)

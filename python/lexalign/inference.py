@@ -54,15 +54,60 @@ def load_model(model_dir: str, device: str | None = None):
     return model, tokenizer
 
 
-def generate(model, tokenizer, prompt: str, max_new_tokens: int = 32) -> str:
+def prompt_ids(tokenizer, prompt: str, raw: bool = False):
+    """The prompt as the model was trained to see it: through the tokenizer's chat template
+    when it has one (a user turn, then the assistant's turn opened), else as is (`raw`)."""
+    if getattr(tokenizer, "chat_template", None) and not raw:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+        enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    else:
+        enc = tokenizer(prompt, return_tensors="pt")
+    # only what every causal LM's forward takes: tokenizers that return token_type_ids (a
+    # plain PreTrainedTokenizerFast does) break generate() on Llama-style models
+    return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+
+def generate(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int = 32,
+    *,
+    raw: bool = False,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    stream=None,
+) -> str:
+    """The completion of `prompt` (greedy unless temperature > 0). `stream`: a callable that
+    gets the text as tokens come."""
     import torch
 
-    inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
+    inputs = {k: v.to(model.device) for k, v in prompt_ids(tokenizer, prompt, raw).items()}
+    sampling = temperature > 0
+    if seed is not None:
+        torch.manual_seed(seed)
+    kwargs = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=sampling,
+        pad_token_id=tokenizer.pad_token_id
+        if tokenizer.pad_token_id is not None
+        else tokenizer.eos_token_id,
+    )
+    if sampling:
+        kwargs.update(temperature=temperature, top_p=top_p)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    if stream is not None:
+        from transformers import TextStreamer
+
+        class _Streamer(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                stream(text)
+
+        kwargs["streamer"] = _Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     with torch.no_grad():
-        out = model.generate(
-            **inputs,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-        )
+        out = model.generate(**inputs, **kwargs)
     return tokenizer.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)

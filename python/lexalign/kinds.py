@@ -36,3 +36,35 @@ class RepoStatus(StrEnum):
             RepoStatus.DRY_RUN,
             RepoStatus.DRY_RUN_OFFLINE,
         )
+
+
+class ResumeMode(StrEnum):
+    """`resume:` in a training config: continue from the newest complete checkpoint, never
+    continue (refuse a non-empty output_dir unless --overwrite), or continue from one folder."""
+
+    AUTO = "auto"
+    NEVER = "never"
+    CHECKPOINT = "checkpoint"
+
+    @classmethod
+    def parse(cls, value: str) -> ResumeMode:
+        """The mode of a `resume:` value; raises ValueError with the fix for anything else."""
+        import re
+        from pathlib import PurePath
+
+        v = value.strip()
+        if v in (cls.AUTO, cls.NEVER):
+            return cls(v)
+        if v and re.fullmatch(r"checkpoint-\d+", PurePath(v).name):
+            return cls.CHECKPOINT
+        raise ValueError(
+            f"{value!r} is not auto, never, or the path of a checkpoint-N folder; use one of those"
+        )
+
+
+class ConsoleMode(StrEnum):
+    """How a command prints: rich lines on stderr, errors and the result only, or JSON events."""
+
+    HUMAN = "human"
+    QUIET = "quiet"
+    JSON = "json"

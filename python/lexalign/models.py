@@ -48,13 +48,22 @@ def looks_local(name: str) -> bool:
     return bool(parts) and (Path(parts[0]).is_dir() or parts[0] in _download_roots())
 
 
+def where_looked(name: str) -> str:
+    """The absolute path a relative name was looked for at, and the folder it is relative to
+    (relative paths in configs and options are relative to the current folder)."""
+    p = Path(name).expanduser()
+    return (
+        f"looked at {p.absolute()}; relative paths are relative to the current folder {Path.cwd()}"
+    )
+
+
 def check_model(name: str, where: str) -> None:
     """A local model folder must exist and hold config.json; a Hub id passes (checked on load)."""
     path = Path(name).expanduser()
     if not looks_local(name) and not path.exists():
         return
     if not path.exists():
-        raise ConfigError(f"{where}: {name} {NOT_DOWNLOADED}")
+        raise ConfigError(f"{where}: {name} {NOT_DOWNLOADED} ({where_looked(name)})")
     if not (path / "config.json").is_file():
         raise ConfigError(
             f"{where}: {name} has no config.json; give a model folder (e.g. a download output) or a Hub repo id"
@@ -66,7 +75,7 @@ def check_adapter(name: str, where: str) -> Path:
     path = Path(name).expanduser()
     if not path.exists():
         raise ConfigError(
-            f"{where}: {name} not found; point it at a finetune or align output_dir (e.g. outputs/sft)"
+            f"{where}: {name} not found ({where_looked(name)}); point it at a finetune or align output_dir (e.g. outputs/sft)"
         )
     if not (path / "adapter_config.json").is_file():
         raise ConfigError(

@@ -222,6 +222,20 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path, tiny_model):
     assert [x["step"] for x in metrics(out)] == list(range(1, 41))
 
 
+def test_overwrite_starts_over_even_with_resume_auto(tmp_path, tiny_model):
+    data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(16))
+    out = tmp_path / "sft"
+    cfg = sft_config(tmp_path, tiny_model, out, f"{{path: {data}}}", steps=5)
+    assert run_cli("finetune", "--config", str(cfg), cwd=tmp_path).code == 0
+    (out / "stale.txt").write_text("from before")
+    r = run_cli("finetune", "--config", str(cfg), "--overwrite", cwd=tmp_path)
+    assert r.code == 0, r.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["resumed_from_step"] is None and run["final_step"] == 5, run
+    assert not (out / "stale.txt").exists(), "--overwrite started over in an empty folder"
+    assert [x["step"] for x in metrics(out)] == list(range(1, 6))
+
+
 def test_checkpoint_of_another_lora_shape_is_refused(tmp_path, tiny_model):
     data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(16))
     out = tmp_path / "sft"

@@ -32,12 +32,26 @@ def test_target_modules_per_architecture():
 
 
 def test_checkpoints_only_complete_ones(tmp_path):
-    for step, complete in ((5, True), (10, True), (15, False)):
-        d = tmp_path / f"checkpoint-{step}"
+    from lexalign.train.outputs import COMPLETE_MARK, FINGERPRINT, mark_complete
+
+    def files(d, state="{}", fmt=None):
         d.mkdir()
-        if complete:
-            for f in ("trainer_state.json", "adapter_model.safetensors", "scheduler.pt"):
-                (d / f).write_text("x")
+        for f in ("adapter_model.safetensors", "scheduler.pt"):
+            (d / f).write_text("x")
+        (d / "trainer_state.json").write_text(state)
+        fp = {"kind": "finetune"} | ({"checkpoint_format": fmt} if fmt else {})
+        (d / FINGERPRINT).write_text(json.dumps(fp))
+
+    # written by this version: complete only with the mark, written last
+    files(tmp_path / "checkpoint-5", fmt=2)
+    mark_complete(tmp_path / "checkpoint-5", 5)
+    files(tmp_path / "checkpoint-20", fmt=2)  # a save cut short before its mark
+    files(tmp_path / "checkpoint-25", fmt=2)
+    (tmp_path / "checkpoint-25" / COMPLETE_MARK).write_text('{"step": 30}')  # not its own
+    # written before the mark existed: complete when every file is there and the state parses
+    files(tmp_path / "checkpoint-10")
+    files(tmp_path / "checkpoint-15", state='{"global_st')  # cut short mid-write
+    (tmp_path / "checkpoint-30").mkdir()
     (tmp_path / "checkpoint-x").mkdir()
     assert [p.name for p in train.complete_checkpoints(tmp_path)] == [
         "checkpoint-5",
@@ -185,4 +199,56 @@ def test_dry_run_with_a_hub_dataset_id(tmp_path, tiny_model, hub, hub_env):
     assert plan["rows"] == 12
     assert hub.requests("GET", "/datasets/org/sft-data/resolve/"), (
         "the rows came from the Hub imitation"
+    )
+
+
+def test_dry_run_checks_the_output_folder_like_the_real_run(tmp_path, tiny_model):
+    data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(8))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("x")
+    cfg = _config(tmp_path, tiny_model, f"dataset: {{path: {data}}}\nresume: never\n")
+    r = run_cli("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
+    assert r.code == 2 and "is not empty" in r.stderr and "--overwrite" in r.stderr, r.output
+    r = run_cli("finetune", "--config", cfg, "--dry-run", "--overwrite", "--json", cwd=tmp_path)
+    assert r.code == 0, r.output
+    plan = next(json.loads(line) for line in r.stdout.splitlines() if '"plan"' in line)
+    assert "--overwrite would remove" in plan["start"], plan
+    assert (tmp_path / "out" / "old.txt").exists(), "a dry run removes nothing"
+
+
+def test_resume_values_are_checked_when_the_config_loads(tmp_path, tiny_model):
+    data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(4))
+    cfg = _config(tmp_path, tiny_model, f"dataset: {{path: {data}}}\nresume: sometimes\n")
+    r = run_cli("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
+    assert r.code == 2, r.output
+    assert "resume" in r.stderr and "not auto, never, or the path of a checkpoint-N" in r.stderr
+
+
+def test_a_message_given_to_sys_exit_is_printed(tmp_path, tiny_model):
+    data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(4))
+    cfg = _config(tmp_path, tiny_model, f"dataset: {{path: {data}}}\n")
+    r = run_cli(
+        "finetune", "--config", cfg, "--dry-run", cwd=tmp_path, env={"LEXALIGN_TESTING": "{"}
+    )
+    assert r.code == 1, r.output
+    assert "LEXALIGN_TESTING is not a JSON object" in r.stderr, r.output
+
+
+def test_relative_paths_in_a_config_elsewhere_are_relative_to_the_current_folder(
+    tmp_path, tiny_model
+):
+    import shutil
+
+    shutil.copytree(tiny_model, tmp_path / "models" / "tiny")
+    write_jsonl(tmp_path / "data" / "sft.jsonl", sft_rows(8))
+    (tmp_path / "configs" / "deep").mkdir(parents=True)
+    cfg = tmp_path / "configs" / "deep" / "c.yaml"
+    cfg.write_text("model: models/tiny\ndataset: {path: data/sft.jsonl}\noutput_dir: outputs/x\n")
+    r = run_cli("finetune", "--config", "configs/deep/c.yaml", "--dry-run", cwd=tmp_path)
+    assert r.code == 0, r.output
+    cfg.write_text("model: models/none\ndataset: {path: data/sft.jsonl}\noutput_dir: outputs/x\n")
+    r = run_cli("finetune", "--config", "configs/deep/c.yaml", "--dry-run", cwd=tmp_path)
+    assert r.code == 2, r.output
+    assert (
+        str(tmp_path / "models" / "none") in r.stderr and f"current folder {tmp_path}" in r.stderr
     )

@@ -60,6 +60,52 @@ def build_tiny_model(out: Path, seed: int = 0, n_positions: int = 256) -> Path:
     return out
 
 
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def build_tiny_llama(out: Path, seed: int = 0) -> Path:
+    """A random-init Llama (2 layers, 64 dims) with a ChatML template and a plain
+    PreTrainedTokenizerFast, as many Hub chat models ship (it returns token_type_ids)."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "config.json").exists() and (out / "tokenizer.json").exists():
+        return out
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        corpus(), vocab_size=400, min_frequency=1, special_tokens=["<|im_start|>", "<|im_end|>"]
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+    )
+    tok.chat_template = CHATML_TEMPLATE
+    tok.save_pretrained(out)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
+    return out
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -16,6 +16,7 @@ from typing import Any
 from ..config import TrainConfigBase
 from ..errors import ConfigError
 from ..io import atomic_write_text
+from ..kinds import ResumeMode
 from .dist import is_main
 
 FINGERPRINT = "lexalign-fingerprint.json"
@@ -129,33 +130,48 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _non_empty(output_dir: Path) -> bool:
+    return output_dir.is_dir() and any(output_dir.iterdir())
+
+
 def resolve_resume(
-    cfg: TrainConfigBase, output_dir: Path, overwrite: bool, source: str
-) -> Path | None:
-    mode = cfg.resume
-    if mode == "never":
-        if output_dir.exists() and any(output_dir.iterdir()):
-            if not overwrite:
-                raise ConfigError(
-                    f"{source}: resume: never, but output_dir {output_dir} is not empty; pass --overwrite to start over, "
-                    "or set resume: auto to continue"
-                )
-            if is_main():
-                shutil.rmtree(output_dir)
-        return None
-    if mode == "auto":
+    cfg: TrainConfigBase, output_dir: Path, overwrite: bool, source: str, *, dry_run: bool = False
+) -> tuple[Path | None, str]:
+    """Where the run starts: (checkpoint to continue from or None, what the plan says). The
+    same checks in a dry run, which only says what it would do. `--overwrite` starts over in
+    every mode: a non-empty output_dir is removed first."""
+    mode = cfg.resume_mode
+    if overwrite and _non_empty(output_dir):
+        if dry_run:
+            return None, f"fresh: --overwrite would remove everything in {output_dir}"
+        if is_main():
+            shutil.rmtree(output_dir)
+        return None, f"fresh (--overwrite removed the old {output_dir})"
+    if mode is ResumeMode.NEVER:
+        if _non_empty(output_dir):
+            raise ConfigError(
+                f"{source}: resume: never, but output_dir {output_dir} is not empty; pass --overwrite to start over, "
+                "or set resume: auto to continue"
+            )
+        return None, "fresh"
+    if mode is ResumeMode.AUTO:
         found = complete_checkpoints(output_dir)
-        return found[-1] if found else None
-    path = Path(mode)
+        if found:
+            return found[-1], f"resume from {found[-1]}"
+        return None, "fresh" + (
+            f" (no complete checkpoint in {output_dir})" if _non_empty(output_dir) else ""
+        )
+    path = Path(cfg.resume)
     if not path.is_dir() or checkpoint_step(path) is None:
         raise ConfigError(
-            f"{source}: resume: {mode} is not a checkpoint-N folder; use auto, never, or a checkpoint path"
+            f"{source}: resume: {cfg.resume} is not a checkpoint-N folder ({path.absolute()} not found, "
+            f"current folder {Path.cwd()}); use auto, never, or a checkpoint path"
         )
     if path not in complete_checkpoints(path.parent):
         raise ConfigError(
-            f"{source}: resume: {mode} is incomplete (no trainer state or adapter); pick another checkpoint"
+            f"{source}: resume: {cfg.resume} is incomplete (a save that did not finish); pick another checkpoint"
         )
-    return path
+    return path, f"resume from {path}"
 
 
 def copy_adapter(src: Path, dst: Path) -> None:

@@ -188,7 +188,7 @@ def prepare(
     effective_batch = t.batch_size * t.gradient_accumulation_steps * world
     lengths = data.token_lengths(ds, tokenizer, kind.method)
     truncated = sum(1 for n in lengths if n > t.max_length)
-    resume_from = None if dry_run else resolve_resume(cfg, output_dir, overwrite, source)
+    resume_from, start = resolve_resume(cfg, output_dir, overwrite, source, dry_run=dry_run)
     plan = {
         "kind": str(kind),
         "model": cfg.model,
@@ -212,6 +212,7 @@ def prepare(
         "precision": precision,
         "world_size": world,
         "output_dir": str(output_dir),
+        "start": start,
         "checkpoints": str(output_dir / "checkpoint-<step>"),
         "metrics": str(output_dir / "metrics.jsonl"),
     }
@@ -245,6 +246,7 @@ def prepare(
                     f"({t.batch_size}×{t.gradient_accumulation_steps}×{world} ranks) ≈ {plan['epochs']} epochs",
                 ],
                 ["device", f"{device_name} ({precision})"],
+                ["start", start],
                 [
                     "outputs",
                     f"{output_dir}/ (adapter, tokenizer, checkpoint-*, metrics.jsonl, run.json)",
