@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def _sft(tmp: Path, model: Path, out: Path, quant: str = "none") -> str:
 def _finite_run(out: Path) -> dict:
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "completed" and run["device"] == "cuda"
-    assert run["final_loss"] is not None and run["final_loss"] == run["final_loss"]
+    assert run["final_loss"] is not None and math.isfinite(run["final_loss"]), run["final_loss"]
     assert run["eval"] and run["environment"]["cuda"]
     return run
 

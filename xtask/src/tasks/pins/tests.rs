@@ -259,14 +259,32 @@ proptest! {
             format!("dependencies = [{}]{nl}", items.join(", "))
         };
         let input = format!("[project]{nl}name = \"x\"{nl}{body}");
-        if let Ok(first) = sync(&input, Path::new("p.toml"), &lock(), false) {
-            let second = sync(&first.text, Path::new("p.toml"), &lock(), false).unwrap();
-            prop_assert_eq!(&second.text, &first.text);
-            prop_assert!(second.changes.is_empty());
-            // Only the changed strings differ: the line count is unchanged.
-            prop_assert_eq!(first.text.lines().count(), input.lines().count());
-            prop_assert!(toml_edit::Document::parse(first.text.as_str()).is_ok());
+        // The one input the rewriter must refuse: a package listed twice under one marker
+        // (design §5). Everything else it must accept.
+        let key = |r: &str| {
+            let name: String = r
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || "-_.".contains(*c))
+                .map(|c| if "_.".contains(c) { '-' } else { c.to_ascii_lowercase() })
+                .collect();
+            (name, r.split_once(';').map(|(_, m)| m.trim().to_string()))
+        };
+        let mut seen = std::collections::HashSet::new();
+        let duplicate = reqs.iter().any(|r| !seen.insert(key(r)));
+        let first = sync(&input, Path::new("p.toml"), &lock(), false);
+        if duplicate {
+            let err = first.err().map(|e| e.to_string()).unwrap_or_default();
+            prop_assert!(err.contains("duplicate requirement"), "accepted a duplicate: {:?}", input);
+            return Ok(());
         }
+        prop_assert!(first.is_ok(), "rejected {:?}: {:?}", input, first.err());
+        let first = first.unwrap();
+        let second = sync(&first.text, Path::new("p.toml"), &lock(), false).unwrap();
+        prop_assert_eq!(&second.text, &first.text);
+        prop_assert!(second.changes.is_empty());
+        // Only the changed strings differ: the line count is unchanged.
+        prop_assert_eq!(first.text.lines().count(), input.lines().count());
+        prop_assert!(toml_edit::Document::parse(first.text.as_str()).is_ok());
     }
 }
 
