@@ -7,26 +7,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..config import RepoSpec
 from ..errors import RuntimeFailure
 from . import names as names_mod
 from .fetch import fetch
 from .manifest import Manifest, ManifestFile, hash_file
-
-if TYPE_CHECKING:
-    from .orchestrate import Downloader, RemoteFile
+from .remote import RemoteFile
+from .remote import Run as Downloader
 
 
 def fetch_xet(
     d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
 ) -> None:
     """`use_xet: true`: hand the file to huggingface_hub (hf_xet for Xet-stored files)."""
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import hf_hub_download
 
+    # huggingface_hub reads its read timeout from one process-wide setting: the run sets it
+    # once before any worker starts (orchestrate.Downloader), never from a worker thread.
     def call(timeout: float):
-        constants.HF_HUB_DOWNLOAD_TIMEOUT = timeout
         return hf_hub_download(
             spec.repo_id,
             f.path,

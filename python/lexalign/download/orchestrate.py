@@ -28,6 +28,7 @@ from .fetch import Cancelled, abort
 from .manifest import Manifest, ManifestFile, read_manifest, write_manifest
 from .network import explain
 from .progress import RunProgress
+from .remote import RemoteFile
 from .retry import Where, backoff_delay, decide, single_attempt
 
 
@@ -40,14 +41,6 @@ def _local_oserror(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         return True
     return not isinstance(exc, RequestException) and exc.filename is not None
-
-
-@dataclass
-class RemoteFile:
-    path: str
-    size: int | None
-    sha256: str | None  # LFS files: published sha256
-    blob_id: str | None  # regular files: git blob sha1
 
 
 @dataclass
@@ -86,6 +79,11 @@ class Downloader:
         self.rng = random.Random()
         self.deadline = Deadline(cfg.deadline_s)
         self.stop = threading.Event()
+        if cfg.use_xet:
+            # hf_hub_download's read timeout is process-wide: set once, before any worker runs
+            from huggingface_hub import constants
+
+            constants.HF_HUB_DOWNLOAD_TIMEOUT = cfg.timeout_s
         self.active: set = set()  # responses being read, to unblock on Ctrl-C
         self.progress: RunProgress | None = None
         single_attempt()

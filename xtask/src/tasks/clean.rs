@@ -30,16 +30,34 @@ pub struct Image {
     pub tags: Vec<String>,
 }
 
+/// What an action is about: each kind has its own removal command (no fallback arm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Container,
+    Image,
+    Volume,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Container => "container",
+            Kind::Image => "image",
+            Kind::Volume => "volume",
+        })
+    }
+}
+
 /// What to do with one object (pure decisions, printed as they are carried out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Remove {
-        kind: &'static str,
+        kind: Kind,
         reference: String,
         show: String,
     },
     Keep {
-        kind: &'static str,
+        kind: Kind,
         show: String,
         why: String,
     },
@@ -88,13 +106,13 @@ pub fn plan(
         let show = format!("{} ({})", c.name, c.id);
         if c.running && !args.force {
             out.push(Action::Keep {
-                kind: "container",
+                kind: Kind::Container,
                 show,
                 why: "it is running; stop it or pass --force".into(),
             });
         } else {
             out.push(Action::Remove {
-                kind: "container",
+                kind: Kind::Container,
                 reference: c.id.clone(),
                 show,
             });
@@ -103,17 +121,17 @@ pub fn plan(
     for i in images {
         match i.tags.as_slice() {
             [] => out.push(Action::Remove {
-                kind: "image",
+                kind: Kind::Image,
                 reference: i.id.clone(),
                 show: format!("<untagged> ({})", i.id),
             }),
             [tag] => out.push(Action::Remove {
-                kind: "image",
+                kind: Kind::Image,
                 reference: tag.clone(),
                 show: format!("{tag} ({})", i.id),
             }),
             tags => out.push(Action::Keep {
-                kind: "image",
+                kind: Kind::Image,
                 show: format!("{} ({})", tags.join(", "), i.id),
                 why: "it has more than one tag; remove the extra tags first (`docker rmi TAG`)"
                     .into(),
@@ -123,13 +141,13 @@ pub fn plan(
     for v in volumes {
         if args.volumes {
             out.push(Action::Remove {
-                kind: "volume",
+                kind: Kind::Volume,
                 reference: v.clone(),
                 show: v.clone(),
             });
         } else {
             out.push(Action::Keep {
-                kind: "volume",
+                kind: Kind::Volume,
                 show: v.clone(),
                 why: "volumes hold downloaded models; pass --volumes to remove them".into(),
             });
@@ -203,9 +221,9 @@ pub fn run(ctx: &Ctx, args: &CleanArgs) -> Result<()> {
                 show,
             } => {
                 let p = match kind {
-                    "container" => cmd::rm(e, sh, &reference, args.force),
-                    "image" => cmd::rmi(e, sh, &reference),
-                    _ => cmd::volume_rm(e, sh, &reference),
+                    Kind::Container => cmd::rm(e, sh, &reference, args.force),
+                    Kind::Image => cmd::rmi(e, sh, &reference),
+                    Kind::Volume => cmd::volume_rm(e, sh, &reference),
                 };
                 let out = ctx.capture(p)?;
                 if out.planned || out.ok() {
@@ -254,7 +272,13 @@ mod tests {
         assert!(matches!(&p[1], Action::Keep { why, .. } if why.contains("--volumes")));
         let p = plan(&c, &[], &v, &args(true, true));
         assert!(matches!(&p[0], Action::Remove { reference, .. } if reference == "abc"));
-        assert!(matches!(&p[1], Action::Remove { kind: "volume", .. }));
+        assert!(matches!(
+            &p[1],
+            Action::Remove {
+                kind: Kind::Volume,
+                ..
+            }
+        ));
     }
 
     #[test]

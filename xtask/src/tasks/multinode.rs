@@ -161,6 +161,11 @@ pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
             omp_threads(cpus, args.nodes, args.nproc_per_node).to_string(),
         ));
         let mut dev = args.dev.clone();
+        if let Some(n) = dev.network.as_deref().filter(|n| *n != "host") {
+            return Err(usage(format!(
+                "--network {n}: the nodes of a rehearsal share the host network (they rendezvous on 127.0.0.1); drop --network"
+            )));
+        }
         dev.network = Some("host".into());
         dev.shm_size.get_or_insert_with(|| "1g".into());
         devrun::apply_opts(&mut s, &dev)?;
