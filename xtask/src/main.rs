@@ -1,11 +1,12 @@
 //! `cargo xtask` — the LexAlign dev-environment automation.
 //!
 //! Dependencies run one way (docs/architecture.md):
-//!   main → tasks → {ctx, devrun, engine, exec, git, lockfile, policy} → error
+//!   main → tasks → {build, pinning, ctx, devrun, engine, exec, git, lockfile, policy} → error
 //! `main` parses the command line and dispatches; each task lives in `tasks/` with one entry
 //! point; `exec` is the only module that starts processes; `engine::cmd` is the only place engine
 //! argv is spelled; `policy` holds the names, labels and paths shared with docker/.
 
+mod build;
 mod cli;
 mod ctx;
 mod devrun;
@@ -16,6 +17,7 @@ mod exec;
 mod git;
 mod lockfile;
 mod marker;
+mod pinning;
 mod platform;
 mod policy;
 mod registry;

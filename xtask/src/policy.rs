@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 /// The image the tasks build and run unless `--image` says otherwise.
 pub const DEFAULT_IMAGE: &str = "lexalign-dev:latest";
+/// The command-line programs of the Python project (python/<name>.py): help-check runs each
+/// with --help, bench times them.
+pub const CLIS: [&str; 5] = ["download", "finetune", "align", "export", "generate"];
+
 /// `LEXALIGN_PROJECT`'s default: label value, volume and container name prefix.
 pub const DEFAULT_PROJECT: &str = "lexalign";
 

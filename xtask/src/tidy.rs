@@ -1,6 +1,6 @@
 //! Tidy checks (in the spirit of rust-analyzer's `tidy.rs`): the layout rules of this crate and
 //! the python package, and every fact docker/ shares with `policy`. They read files; they run
-//! as unit tests.
+//! as unit tests. Over 400 lines: every layout rule lives here, next to the others, each a test.
 
 use crate::policy;
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,7 +97,7 @@ fn no_file_is_too_long() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Top-level module of a file under xtask/src (`tasks/image/base.rs` → `tasks`).
+/// Top-level module of a file under xtask/src (`tasks/image/mod.rs` → `tasks`).
 fn module_of(rel: &Path) -> String {
     let first = rel
         .components()
@@ -186,6 +186,87 @@ fn module_dependencies_run_one_way() {
     for m in graph.keys() {
         visit(m, &graph, &mut Vec::new(), &mut done);
     }
+}
+
+/// The task a file under xtask/src/tasks belongs to (`image/mod.rs` → image, `pins.rs` → pins).
+fn task_of(rel: &Path) -> String {
+    rel.components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy()
+        .trim_end_matches(".rs")
+        .to_string()
+}
+
+/// What one task uses of other tasks (`other::name` paths): only their entry points (`run`) and
+/// the types in those signatures; anything else belongs below `tasks/`.
+fn task_to_task_uses(task: &str, text: &str, tasks: &BTreeSet<String>) -> Vec<String> {
+    let mut found = Vec::new();
+    let b = text.as_bytes();
+    for other in tasks.iter().filter(|t| *t != task) {
+        let pat = format!("{other}::");
+        let mut from = 0;
+        while let Some(i) = text[from..].find(&pat) {
+            let at = from + i;
+            from = at + pat.len();
+            let before = if at == 0 { b' ' } else { b[at - 1] };
+            if before.is_ascii_alphanumeric() || before == b'_' {
+                continue; // part of another name (devrun::, xshell::)
+            }
+            let item: String = text[from..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let entry_point = item == "run" || item.starts_with(|c: char| c.is_ascii_uppercase());
+            if !entry_point {
+                found.push(format!("{task} uses {other}::{item}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn tasks_do_not_reach_into_each_other() {
+    let dir = repo().join("xtask/src/tasks");
+    let mut rs = Vec::new();
+    files(&dir, "rs", &mut rs);
+    let tasks: BTreeSet<String> = rs
+        .iter()
+        .map(|f| task_of(f.strip_prefix(&dir).unwrap()))
+        .filter(|t| t != "mod")
+        .collect();
+    assert!(tasks.contains("image") && tasks.contains("pins") && tasks.contains("ci"));
+    let mut found = Vec::new();
+    for f in &rs {
+        let task = task_of(f.strip_prefix(&dir).unwrap());
+        if task == "mod" {
+            continue;
+        }
+        let text = std::fs::read_to_string(f).unwrap();
+        found.extend(task_to_task_uses(&task, product_part(&text), &tasks));
+    }
+    assert!(
+        found.is_empty(),
+        "tasks reach into each other (move what they share below tasks/: build, pinning, policy, engine…):\n{}",
+        found.join("\n")
+    );
+    // the rule itself catches what it is for
+    let t: BTreeSet<String> = ["image", "doctor", "run"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        task_to_task_uses("doctor", "use crate::tasks::image::probe_buildkit;", &t),
+        ["doctor uses image::probe_buildkit"]
+    );
+    assert!(task_to_task_uses(
+        "ci",
+        "image::run(ctx, &a)?; devrun::exec(x); cmd::run(e)",
+        &t
+    )
+    .is_empty());
 }
 
 #[test]

@@ -7,7 +7,6 @@ use crate::error::{fail, Result};
 use crate::exec::Proc;
 use crate::platform::{self, Arch};
 use crate::policy::{self, DEBIAN_BASE, SLIM_BASE};
-use crate::tasks::image;
 use crate::util;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +131,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 Some("start it: `sudo systemctl start docker` (or `sudo dockerd &`), or set DOCKER_HOST".into()),
             ));
         }
-        match image::probe_buildkit(ctx, e) {
+        match crate::build::probe_buildkit(ctx, e) {
             Ok(mode) => rows.push(row("BuildKit", Status::Ok, format!("{mode:?}"), None)),
             Err(err) => rows.push(row(
                 "BuildKit",

@@ -4,9 +4,7 @@ use crate::ctx::Ctx;
 use crate::devrun;
 use crate::engine::cmd;
 use crate::error::{fail, Result};
-
-/// The CLIs of the Python project (the scripts in python/).
-pub const CLIS: [&str; 5] = ["download", "finetune", "align", "export", "generate"];
+use crate::policy::CLIS;
 
 /// The script run inside the container (pure): each CLI's exit code and output, delimited.
 pub fn script(clis: &[&str]) -> String {

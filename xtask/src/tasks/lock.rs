@@ -10,7 +10,7 @@ use crate::error::{exit, usage, Result};
 use crate::exec::Proc;
 use crate::lockfile::{self, Lock};
 use crate::policy::{self, UV_VERSION};
-use crate::tasks::{image, pins};
+use crate::tasks::pins;
 use crate::{devrun, util};
 use anyhow::Context;
 use std::collections::BTreeMap;
@@ -126,7 +126,7 @@ pub fn run(ctx: &Ctx, args: &LockArgs) -> Result<()> {
     let ca = policy::resolve_ca_bundle(args.ca_bundle.as_deref())?;
     let engine = ctx.engine_ready()?;
     let native = ctx.engine_arch().unwrap_or(crate::platform::Arch::Amd64);
-    let base = image::base::resolve_base(ctx, "auto", native, native)?;
+    let base = crate::build::base::resolve_base(ctx, "auto", native, native)?;
 
     // A scratch copy: the resolver writes there, and the real lock changes only on success.
     let work = ctx
@@ -139,7 +139,7 @@ pub fn run(ctx: &Ctx, args: &LockArgs) -> Result<()> {
         Some(&args.upgrade_package)
     };
     let resolve_text = if args.upgrade || !args.upgrade_package.is_empty() {
-        pins::relax(&py_text, &pyproject, upgrading)?
+        crate::pinning::relax(&py_text, &pyproject, upgrading)?
     } else {
         py_text.clone()
     };

@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::exec::Proc;
 use crate::lockfile::{Lock, Locked};
 use crate::policy;
-use crate::tasks::pins;
 use crate::util::now_rfc3339;
 use std::path::PathBuf;
 
@@ -185,7 +184,7 @@ pub fn lock_change(b: &Bench) -> Result<Vec<Row>> {
     } else {
         "13.9.4"
     };
-    // Move the `rich` pin with the pins module itself (a one-package lock), then re-lock.
+    // Move the `rich` pin with the pin rewriter itself (a one-package lock), then re-lock.
     let one = Lock {
         packages: vec![Locked {
             name: "rich".into(),
@@ -194,7 +193,7 @@ pub fn lock_change(b: &Bench) -> Result<Vec<Row>> {
             wheels: Vec::new(),
         }],
     };
-    let py_b = pins::sync(&py_a, &py, &one, false)?.text;
+    let py_b = crate::pinning::sync(&py_a, &py, &one, false)?.text;
     std::fs::write(&py, &py_b)?;
     let (_, o) = b.time(b.xtask(&["-q", "lock"]).env("LEXALIGN_ROOT", &b.tree))?;
     if !o.ok() {

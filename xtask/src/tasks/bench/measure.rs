@@ -195,7 +195,7 @@ pub fn startup(b: &Bench) -> Result<Vec<Row>> {
 pub fn cli_help(b: &Bench) -> Result<Vec<Row>> {
     let image = b.ctx.image().to_string();
     let mut rows = Vec::new();
-    for cli in crate::tasks::help_check::CLIS {
+    for cli in crate::policy::CLIS {
         let want = format!("help-{cli}");
         let Some(id) = super::rows::Group::CliHelp
             .ids()

@@ -1,55 +1,17 @@
 //! `cargo xtask image`: build docker/Dockerfile into the dev image, and say which base it used,
 //! whether the dependency stages came from the cache, and the image's id, size and build time.
 
-pub mod base;
-pub mod target;
-
+use crate::build::{base, buildkit, target};
 use crate::cli::ImageArgs;
 use crate::ctx::Ctx;
 use crate::engine::cmd::{self, BuildSpec};
-use crate::engine::{validate_image_ref, BuildKit, Engine, Kind};
-use crate::error::{exit, fail, usage, Result};
+use crate::engine::{validate_image_ref, BuildKit};
+use crate::error::{exit, usage, Result};
 use crate::git;
 use crate::policy;
 use crate::util::{human_bytes, now_rfc3339, secs, sha256_hex};
 use std::path::Path;
 use std::time::Instant;
-
-/// What the engine says about BuildKit: its mode, or the one-line error naming both fixes.
-/// Queries only, the same in a dry run (doctor reports this as it is).
-pub fn probe_buildkit(ctx: &Ctx, engine: &Engine) -> Result<BuildKit, String> {
-    if engine.kind == Kind::Podman {
-        return Ok(BuildKit::Podman);
-    }
-    let version = ctx
-        .capture(cmd::client_version(engine, &ctx.sh))
-        .map_err(|e| e.to_string())?;
-    let Some(version) = version.answer() else {
-        return Err(format!(
-            "`{} version` failed: {}",
-            engine.program.display(),
-            version.first_error_line()
-        ));
-    };
-    let has_buildx = ctx
-        .capture(cmd::buildx_version(engine, &ctx.sh))
-        .map(|c| c.ok())
-        .unwrap_or(false);
-    crate::engine::buildkit_mode(engine.kind, &version, has_buildx, &engine.program)
-}
-
-/// The BuildKit mode a build uses. A dry run plans with what a BuildKit client would do and
-/// says why the real build would fail.
-pub fn buildkit(ctx: &Ctx, engine: &Engine) -> Result<BuildKit> {
-    match probe_buildkit(ctx, engine) {
-        Ok(m) => Ok(m),
-        Err(msg) if ctx.dry_run() => {
-            println!("# would fail: {msg}");
-            Ok(BuildKit::LegacyEnv)
-        }
-        Err(msg) => Err(fail(msg)),
-    }
-}
 
 /// The labels every dev image carries.
 pub fn labels(ctx: &Ctx, lock: &[u8]) -> Vec<(String, String)> {

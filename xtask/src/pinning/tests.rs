@@ -2,6 +2,7 @@
 //! a property test.
 
 use super::*;
+use crate::diff;
 use proptest::prelude::*;
 
 const LOCK: &str = r#"lock-version = "1.0"

@@ -1,17 +1,16 @@
-//! `cargo xtask pins`: write `==VERSION` from the lockfile into pyproject.toml.
+//! The pin rewriter (a library: `pins` and `lock` use it, and bench's floor build): write
+//! `==VERSION` from the lockfile into a pyproject.toml's text, or relax pins into lower bounds.
 //!
 //! Only the changed strings are rewritten, in place, in the original text (spans from
 //! toml_edit's parser), so comments, ordering, quoting, array layout, trailing commas and
 //! CRLF line endings survive byte for byte. The write is atomic; a second run is a no-op.
 
-use crate::cli::PinsArgs;
-use crate::ctx::Ctx;
-use crate::error::{fail, usage};
+use crate::error::usage;
 use crate::lockfile::{self, line_col, normalize, normalize_marker, Lock};
-use crate::{diff, policy, requirement, util};
+use crate::requirement;
 use anyhow::Result;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -272,70 +271,6 @@ pub fn relax(text: &str, path: &Path, names: Option<&[String]>) -> Result<String
         out.replace_range(span, &raw);
     }
     Ok(out)
-}
-
-fn read(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        usage(format!(
-            "{}: cannot read the {what} ({e}); pass --{what} PATH",
-            path.display()
-        ))
-    })
-}
-
-pub fn run(ctx: &Ctx, args: &PinsArgs) -> Result<()> {
-    let lock_path = args
-        .lock
-        .clone()
-        .unwrap_or_else(|| ctx.path(policy::LOCKFILE));
-    let py_path: PathBuf = args
-        .pyproject
-        .clone()
-        .unwrap_or_else(|| ctx.path(policy::PYPROJECT));
-    let lock_text = read(&lock_path, "lock")?;
-    let py_text = read(&py_path, "pyproject")?;
-    let lock = lockfile::parse(&lock_path, &lock_text)?;
-    let synced = sync(&py_text, &py_path, &lock, args.strict)?;
-    for w in &synced.warnings {
-        eprintln!("warning: {w}");
-    }
-    if synced.changes.is_empty() {
-        ctx.info(format!(
-            "pins: {} is in sync with {}",
-            py_path.display(),
-            lock_path.display()
-        ));
-        return Ok(());
-    }
-    if args.check {
-        let name = py_path.display().to_string();
-        print!(
-            "{}",
-            diff::unified(
-                &py_text,
-                &synced.text,
-                &format!("a/{name}"),
-                &format!("b/{name}")
-            )
-        );
-        return Err(fail(format!(
-            "{} is out of sync with {} ({} change(s)); run `cargo xtask pins`",
-            py_path.display(),
-            lock_path.display(),
-            synced.changes.len()
-        )));
-    }
-    if ctx.g.dry_run {
-        for c in &synced.changes {
-            println!("would pin {}: {:?} -> {:?}", c.at, c.old, c.new);
-        }
-        return Ok(());
-    }
-    util::atomic_write(&py_path, synced.text.as_bytes())?;
-    for c in &synced.changes {
-        println!("pinned {}: {:?} -> {:?}", c.at, c.old, c.new);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

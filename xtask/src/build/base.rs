@@ -140,13 +140,7 @@ pub fn resolve_base(ctx: &Ctx, requested: &str, arch: Arch, native: Arch) -> Res
     ctx.info(format!("base: {} ({})", choice.reference, choice.why));
     if choice.build_first {
         let platform = (arch != native).then_some(arch);
-        crate::tasks::base_image::build(
-            ctx,
-            &choice.reference,
-            policy::DEBIAN_SUITE,
-            None,
-            platform,
-        )?;
+        crate::build::debian::build(ctx, &choice.reference, policy::DEBIAN_SUITE, None, platform)?;
     }
     Ok(choice.reference)
 }
