@@ -625,3 +625,24 @@ fn tests_never_mount_the_users_hf_cache() {
     );
     assert!(!r.stdout.contains("-v lexalign-hf-cache:"), "{}", r.stdout);
 }
+
+/// multinode's nodes must share the host network: a --network it cannot honour is refused, not
+/// silently replaced.
+#[test]
+fn multinode_refuses_another_network() {
+    let (r, argv) = fake(
+        &[
+            "multinode",
+            "--nodes",
+            "2",
+            "--network",
+            "bridge",
+            "--",
+            "finetune.py",
+        ],
+        &[("FAKE_PRESENT", "lexalign-dev:latest")],
+    );
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("--network bridge"), "{}", r.stderr);
+    assert!(!argv.iter().any(|l| l.starts_with("run\t")), "{argv:?}");
+}

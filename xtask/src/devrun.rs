@@ -5,7 +5,7 @@
 
 use crate::cli::DevOpts;
 use crate::ctx::Ctx;
-use crate::engine::cmd::{self, RunSpec};
+use crate::engine::cmd::{self, RunOpts, RunSpec};
 use crate::error::{code, usage, Result};
 use crate::exec::{Forward, Io, Proc};
 use crate::policy;
@@ -111,8 +111,8 @@ pub fn new(ctx: &Ctx, task: &str, cmd: Vec<String>) -> RunSpec {
 
 /// The engine flags for `--gpus`, `--shm-size`, `--ipc`, `--network`, `-p` and `--engine-arg`,
 /// checked (pure): a bad value is a usage error naming the flag and a valid example.
-pub fn opts_args(o: &DevOpts) -> Result<Vec<String>> {
-    let mut a = Vec::new();
+pub fn run_opts(o: &DevOpts) -> Result<RunOpts> {
+    let mut a = RunOpts::default();
     if let Some(g) = &o.gpus {
         let ok = g == "all"
             || g.parse::<u32>().is_ok_and(|n| n > 0)
@@ -127,7 +127,7 @@ pub fn opts_args(o: &DevOpts) -> Result<Vec<String>> {
                 "--gpus {g}: use all, a count such as 2, or device=0,1"
             )));
         }
-        a.extend(["--gpus".into(), g.clone()]);
+        a.gpus = Some(g.clone());
     }
     if let Some(v) = &o.shm_size {
         let digits = v.trim_end_matches(['b', 'k', 'm', 'g', 'B', 'K', 'M', 'G']);
@@ -139,7 +139,7 @@ pub fn opts_args(o: &DevOpts) -> Result<Vec<String>> {
                 "--shm-size {v}: use a size such as 8g or 512m"
             )));
         }
-        a.extend(["--shm-size".into(), v.clone()]);
+        a.shm_size = Some(v.clone());
     }
     if let Some(v) = &o.ipc {
         if !matches!(v.as_str(), "host" | "private" | "shareable" | "none")
@@ -149,7 +149,7 @@ pub fn opts_args(o: &DevOpts) -> Result<Vec<String>> {
                 "--ipc {v}: use host, private, shareable or none"
             )));
         }
-        a.extend(["--ipc".into(), v.clone()]);
+        a.ipc = Some(v.clone());
     }
     if let Some(v) = &o.network {
         if v.is_empty() || v.starts_with('-') {
@@ -157,7 +157,7 @@ pub fn opts_args(o: &DevOpts) -> Result<Vec<String>> {
                 "--network {v:?}: use host, none, bridge or a network name"
             )));
         }
-        a.extend(["--network".into(), v.clone()]);
+        a.network = Some(v.clone());
     }
     for p in &o.publish {
         let parts: Vec<&str> = p.split(':').collect();
@@ -175,7 +175,7 @@ pub fn opts_args(o: &DevOpts) -> Result<Vec<String>> {
                 "-p {p}: use HOST:CONTAINER or IP:HOST:CONTAINER, e.g. -p 127.0.0.1:6006:6006"
             )));
         }
-        a.extend(["-p".into(), p.clone()]);
+        a.publish.push(p.clone());
     }
     for e in &o.engine_args {
         if !e.starts_with('-') {
@@ -183,14 +183,14 @@ pub fn opts_args(o: &DevOpts) -> Result<Vec<String>> {
                 "--engine-arg {e}: give one engine flag with its value, e.g. --engine-arg=--cpus=4"
             )));
         }
-        a.push(e.clone());
+        a.engine_args.push(e.clone());
     }
     Ok(a)
 }
 
 /// Add the dev-run options to a spec.
 pub fn apply_opts(s: &mut RunSpec, o: &DevOpts) -> Result<()> {
-    s.extra.extend(opts_args(o)?);
+    s.opts = run_opts(o)?;
     Ok(())
 }
 
@@ -301,10 +301,10 @@ mod tests {
             engine_args: vec!["--cpus=4".into()],
         };
         assert_eq!(
-            opts_args(&o).unwrap().join(" "),
+            run_opts(&o).unwrap().args().join(" "),
             "--gpus all --shm-size 8g --ipc host --network host -p 127.0.0.1:6006:6006 -p 8080:80 --cpus=4"
         );
-        assert!(opts_args(&DevOpts::default()).unwrap().is_empty());
+        assert!(run_opts(&DevOpts::default()).unwrap().args().is_empty());
         for bad in [
             DevOpts {
                 gpus: Some("0".into()),
@@ -335,7 +335,7 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            let e = opts_args(&bad).unwrap_err();
+            let e = run_opts(&bad).unwrap_err();
             assert_eq!(crate::error::code_of(&e), 2, "{bad:?}");
         }
         let mut s = RunSpec {

@@ -261,10 +261,52 @@ pub struct RunSpec {
     pub env_names: Vec<String>,
     /// `-e NAME=VALUE`: only for values that are not secret (paths, flags).
     pub env: Vec<(String, String)>,
-    /// Other engine flags, verbatim, before the image (the documented escape hatch).
-    pub extra: Vec<String>,
+    /// The run options, typed (checked where they enter: devrun).
+    pub opts: RunOpts,
     pub image: String,
     pub cmd: Vec<String>,
+}
+
+/// Engine flags of a dev run, each a typed field; `engine_args` is the one documented escape
+/// hatch (`--engine-arg`), passed verbatim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOpts {
+    /// `--gpus`
+    pub gpus: Option<String>,
+    /// `--shm-size`
+    pub shm_size: Option<String>,
+    /// `--ipc`
+    pub ipc: Option<String>,
+    /// `--network`
+    pub network: Option<String>,
+    /// `--pid` (multinode: host)
+    pub pid: Option<String>,
+    /// `-p`
+    pub publish: Vec<String>,
+    /// `--engine-arg` values
+    pub engine_args: Vec<String>,
+}
+
+impl RunOpts {
+    pub fn args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for (flag, v) in [
+            ("--gpus", &self.gpus),
+            ("--shm-size", &self.shm_size),
+            ("--ipc", &self.ipc),
+            ("--network", &self.network),
+            ("--pid", &self.pid),
+        ] {
+            if let Some(v) = v {
+                a.extend([flag.to_string(), v.clone()]);
+            }
+        }
+        for p in &self.publish {
+            a.extend(["-p".into(), p.clone()]);
+        }
+        a.extend(self.engine_args.iter().cloned());
+        a
+    }
 }
 
 impl RunSpec {
@@ -297,7 +339,7 @@ impl RunSpec {
         for (k, v) in &self.env {
             a.extend(["-e".into(), format!("{k}={v}")]);
         }
-        a.extend(self.extra.iter().cloned());
+        a.extend(self.opts.args());
         a.push(self.image.clone());
         a.extend(self.cmd.iter().cloned());
         a
@@ -402,7 +444,12 @@ mod tests {
             workdir: Some("/app".into()),
             env_names: vec!["HF_TOKEN".into()],
             env: vec![("SSL_CERT_FILE".into(), "/etc/ca".into())],
-            extra: vec!["--shm-size".into(), "1g".into()],
+            opts: RunOpts {
+                shm_size: Some("1g".into()),
+                pid: Some("host".into()),
+                engine_args: vec!["--cpus=2".into()],
+                ..Default::default()
+            },
             image: "img:1".into(),
             cmd: vec!["sh".into(), "-c".into(), "exit 7".into()],
             ..Default::default()
@@ -418,7 +465,7 @@ mod tests {
             "-w /app",
             "-e HF_TOKEN",
             "-e SSL_CERT_FILE=/etc/ca",
-            "--shm-size 1g img:1",
+            "--shm-size 1g --pid host --cpus=2 img:1",
         ] {
             assert!(line.contains(part), "{part}: {line}");
         }

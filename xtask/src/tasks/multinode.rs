@@ -171,7 +171,7 @@ pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
         devrun::apply_opts(&mut s, &dev)?;
         // The host's PID namespace too: torchrun names a node by address and pid, and every
         // container's torchrun would otherwise be the same pid on the same address.
-        s.extra.extend(["--pid".into(), "host".into()]);
+        s.opts.pid = Some("host".into());
         names.push(s.name.clone().unwrap_or_default());
         members.push(Member {
             label: format!("node{node}"),

@@ -90,8 +90,16 @@ impl Bench<'_> {
         Ok(())
     }
 
-    pub(super) fn engine_cmd(&self, args: &[&str]) -> Proc {
-        Proc::change(self.ctx.sh.cmd(&self.engine.program).args(args))
+    /// `run` of a command in `image`, built by the typed builder. HF_TOKEN is set (to a dummy,
+    /// so the entrypoint does not warn) by name, its value only in the process environment.
+    pub(super) fn run_in_image(&self, image: &str, command: &[&str]) -> Proc {
+        let spec = cmd::RunSpec {
+            image: image.to_string(),
+            cmd: command.iter().map(|s| s.to_string()).collect(),
+            env_names: vec!["HF_TOKEN".into()],
+            ..Default::default()
+        };
+        cmd::run(&self.engine, &self.ctx.sh, &spec).env("HF_TOKEN", "x")
     }
 }
 
@@ -154,11 +162,8 @@ pub fn startup(b: &Bench) -> Result<Vec<Row>> {
             .samples
             .push(b.time_ok(Proc::change(sh.cmd("true")), "true")?.0);
         bare.samples.push(
-            b.time_ok(
-                b.engine_cmd(&["run", "--rm", &image, "true"]),
-                "docker run true",
-            )?
-            .0,
+            b.time_ok(b.run_in_image(&image, &["true"]), "docker run true")?
+                .0,
         );
         xt.samples.push(
             b.time_ok(
@@ -215,16 +220,7 @@ pub fn cli_help(b: &Bench) -> Result<Vec<Row>> {
         row.chart = true;
         let script = format!("{cli}.py");
         for _ in 0..b.runs {
-            let p = b.engine_cmd(&[
-                "run",
-                "--rm",
-                "-e",
-                "HF_TOKEN=x",
-                &image,
-                "python",
-                &script,
-                "--help",
-            ]);
+            let p = b.run_in_image(&image, &["python", &script, "--help"]);
             row.samples
                 .push(b.time_ok(p, &format!("{script} --help"))?.0);
         }
@@ -256,16 +252,7 @@ pub fn image_size(b: &Bench, extra: &mut String) -> Result<Vec<Row>> {
     };
     let base = size(base_ref);
     let (_, o) = b.time_ok(
-        b.engine_cmd(&[
-            "run",
-            "--rm",
-            "-e",
-            "HF_TOKEN=x",
-            &image,
-            "du",
-            "-sb",
-            "/opt/venv",
-        ]),
+        b.run_in_image(&image, &["du", "-sb", "/opt/venv"]),
         "du /opt/venv",
     )?;
     let venv: u64 = o
