@@ -14,7 +14,7 @@ from conftest import PROJECT, run_cli
 
 pytestmark = pytest.mark.integration
 
-# The "First run" block of README.md, verbatim (tests/tests/readme.rs checks they agree; the
+# The "First run" block of README.md, verbatim (xtask/src/docs_check.rs checks they agree; the
 # container running this test sees only python/).
 FIRST_RUN = """
 cargo xtask run -- python download.py --config config/downloads.yaml

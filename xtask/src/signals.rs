@@ -1,5 +1,5 @@
 //! The signals the xtask reacts to (SIGINT, SIGTERM): the handlers only record the last one and
-//! how many arrived; the execution layer (exec.rs) reads the record to stop what runs, start
+//! how many arrived; the execution layer (exec/) reads the record to stop what runs, start
 //! nothing new and hand the signal on to a container.
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
