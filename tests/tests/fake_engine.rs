@@ -646,3 +646,46 @@ fn multinode_refuses_another_network() {
     assert!(r.stderr.contains("--network bridge"), "{}", r.stderr);
     assert!(!argv.iter().any(|l| l.starts_with("run\t")), "{argv:?}");
 }
+
+/// `clean --volumes --force` with something to remove: the dry run says what would go and runs
+/// no removal; the real run removes exactly that.
+#[test]
+fn clean_dry_run_with_something_to_remove_removes_nothing() {
+    let envs = [
+        ("FAKE_PS", "c0ffee lexalign-run-1 running"),
+        ("FAKE_IMAGES", "img1 lexalign-dev:latest"),
+        ("FAKE_VOLUMES", "lexalign-hf-cache"),
+    ];
+    let removals = |argv: &[String]| -> Vec<String> {
+        argv.iter()
+            .filter(|l| {
+                l.starts_with("rm\t") || l.starts_with("rmi\t") || l.starts_with("volume\trm")
+            })
+            .cloned()
+            .collect()
+    };
+    let (r, argv) = fake(&["--dry-run", "clean", "--volumes", "--force"], &envs);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for what in [
+        "would remove container lexalign-run-1",
+        "would remove image lexalign-dev:latest",
+        "would remove volume lexalign-hf-cache",
+    ] {
+        assert!(r.stdout.contains(what), "{what}: {}", r.stdout);
+    }
+    assert!(removals(&argv).is_empty(), "a dry run removed: {argv:?}");
+    let (r, argv) = fake(&["clean", "--volumes", "--force"], &envs);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        removals(&argv),
+        [
+            "rm\t-f\tc0ffee",
+            "rmi\tlexalign-dev:latest",
+            "volume\trm\tlexalign-hf-cache",
+            // the tests' own cache volume (LEXALIGN_HF_VOLUME) is the project's too
+            &format!("volume\trm\t{TEST_HF_VOLUME}"),
+        ],
+        "{}",
+        r.all()
+    );
+}

@@ -12,6 +12,8 @@
 //!   FAKE_ARCH            the engine's Architecture in `info` (default x86_64)
 //!   FAKE_IMAGE_ARCH      every present image's Architecture (default amd64)
 //!   FAKE_LOCK_LABEL      every present image's `dev.lexalign.lock-sha256` label
+//!   FAKE_PS, FAKE_IMAGES, FAKE_VOLUMES   what `ps`, `images` and `volume ls` list (lines
+//!                        separated by `;`)
 
 use std::io::Write;
 
@@ -84,6 +86,21 @@ fn main() {
             } else {
                 eprintln!("Error: No such image: {wanted}");
                 std::process::exit(1);
+            }
+        }
+        "ps" => {
+            for l in env("FAKE_PS").split(';').filter(|l| !l.is_empty()) {
+                println!("{l}");
+            }
+        }
+        "images" => {
+            for l in env("FAKE_IMAGES").split(';').filter(|l| !l.is_empty()) {
+                println!("{l}");
+            }
+        }
+        "volume" if args.get(1).map(String::as_str) == Some("ls") => {
+            for l in env("FAKE_VOLUMES").split(';').filter(|l| !l.is_empty()) {
+                println!("{l}");
             }
         }
         "pull" if env("FAKE_PULL") != "1" => {
