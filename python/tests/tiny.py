@@ -24,28 +24,36 @@ def corpus(n: int = 400, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 16))) + "." for _ in range(n)]
 
 
+def _tokenizer(out: Path, specials: list[str], template: str, **roles: str):
+    """A byte-level BPE trained on the corpus, as a plain PreTrainedTokenizerFast with a chat
+    template, saved in `out`."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus(), vocab_size=400, min_frequency=1, special_tokens=specials)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, **roles)
+    tok.chat_template = template
+    tok.save_pretrained(out)
+    return tok
+
+
+def _built(out: Path) -> bool:
+    out.mkdir(parents=True, exist_ok=True)
+    return (out / "config.json").exists() and (out / "tokenizer.json").exists()
+
+
 def build_tiny_model(out: Path, seed: int = 0, n_positions: int = 256) -> Path:
     import torch
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "config.json").exists() and (out / "tokenizer.json").exists():
+    if _built(out):
         return out
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        corpus(), vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"]
+    end = "<|endoftext|>"
+    tok = _tokenizer(
+        out, [end], CHAT_TEMPLATE, bos_token=end, eos_token=end, unk_token=end, pad_token=end
     )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-    )
-    tok.chat_template = CHAT_TEMPLATE
-    tok.save_pretrained(out)
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tok),

@@ -298,50 +298,41 @@ fn the_trainjob_is_valid_for_kubeflow_trainer_v2_3() {
         errors.join("\n")
     );
 
-    // the check can fail: the field Trainer v2.2.0 removed, a wrong type, a missing name
-    for (bad, expect) in [
+    // the check can fail: the field Trainer v2.2.0 removed, a wrong type, a missing field
+    let add = |field: &str| {
+        text.replace(
+            "  runtimePatches:\n",
+            &format!("{field}  runtimePatches:\n"),
+        )
+    };
+    for (broken, expect) in [
         (
-            "  podTemplateOverrides: []\n",
+            add("  podTemplateOverrides: []\n"),
             "spec.podTemplateOverrides: unknown field",
         ),
-        ("  suspend: \"yes\"\n", "spec.suspend: a boolean"),
+        (add("  suspend: \"yes\"\n"), "spec.suspend: a boolean"),
+        (
+            text.replace("numNodes: 2", "numNodes: two"),
+            "numNodes: a integer",
+        ),
+        (
+            text.replace(
+                "    - manager: lexalign.dev/trainjob-manifest\n      trainingRuntimeSpec:",
+                "    - trainingRuntimeSpec:",
+            ),
+            "required field \"manager\"",
+        ),
     ] {
-        let broken = text.replace("  runtimePatches:\n", &format!("{bad}  runtimePatches:\n"));
-        let doc: serde_yaml::Value = serde_yaml::from_str(&broken).unwrap();
         let mut errors = Vec::new();
-        schema_errors(&kept["schema"], &doc, "", &mut errors);
+        schema_errors(
+            &kept["schema"],
+            &serde_yaml::from_str(&broken).unwrap(),
+            "",
+            &mut errors,
+        );
         assert!(
             errors.iter().any(|e| e.contains(expect)),
             "{expect}: {errors:?}"
         );
     }
-    let broken = text.replace("numNodes: 2", "numNodes: two");
-    let mut errors = Vec::new();
-    schema_errors(
-        &kept["schema"],
-        &serde_yaml::from_str(&broken).unwrap(),
-        "",
-        &mut errors,
-    );
-    assert!(
-        errors.iter().any(|e| e.contains("numNodes: a integer")),
-        "{errors:?}"
-    );
-    let broken = text.replace(
-        "    - manager: lexalign.dev/trainjob-manifest\n      trainingRuntimeSpec:",
-        "    - trainingRuntimeSpec:",
-    );
-    let mut errors = Vec::new();
-    schema_errors(
-        &kept["schema"],
-        &serde_yaml::from_str(&broken).unwrap(),
-        "",
-        &mut errors,
-    );
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("required field \"manager\"")),
-        "{errors:?}"
-    );
 }

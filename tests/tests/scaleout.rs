@@ -214,19 +214,7 @@ fn push_and_pull_through_a_loopback_registry() {
 /// A scratch python/ with a tiny model, data and configs for the multinode rehearsals.
 fn multinode_tree() -> &'static Path {
     static TREE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    TREE.get_or_init(|| {
-        let (img, _) = built_image();
-        let py = scratch("multinode");
-        copy_dir(&root().join("python"), &py);
-        let r = xtask(
-            &["--image", img, "--python-dir", py.to_str().unwrap(), "run", "--", "python", "-c",
-              "import sys; sys.path.insert(0, 'tests'); from tiny import build_tiny_model, sft_rows, write_jsonl; \
-               from pathlib import Path; build_tiny_model(Path('tiny')); write_jsonl(Path('mn.jsonl'), sft_rows(64))"],
-            &[],
-        );
-        assert_eq!(r.code, 0, "{}", r.all());
-        py
-    })
+    TREE.get_or_init(|| tiny_project("multinode", "mn.jsonl", 64))
 }
 
 /// `cargo xtask --python-dir <the multinode tree> multinode --nodes 2 EXTRA -- finetune.py

@@ -211,19 +211,7 @@ fn cluster() -> &'static Cluster {
 /// A scratch project folder (python/ with a tiny model and data), the submit folder.
 fn project() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let (img, _) = built_image();
-        let py = scratch("slurm");
-        copy_dir(&root().join("python"), &py);
-        let r = xtask(
-            &["--image", img, "--python-dir", py.to_str().unwrap(), "run", "--", "python", "-c",
-              "import sys; sys.path.insert(0, 'tests'); from tiny import build_tiny_model, sft_rows, write_jsonl; \
-               from pathlib import Path; build_tiny_model(Path('tiny')); write_jsonl(Path('sl.jsonl'), sft_rows(64))"],
-            &[],
-        );
-        assert_eq!(r.code, 0, "{}", r.all());
-        py
-    })
+    P.get_or_init(|| tiny_project("slurm", "sl.jsonl", 64))
 }
 
 fn config(name: &str, steps: u32) -> String {

@@ -279,3 +279,31 @@ pub fn run_docker_trials_then(
     }
     conclusion.exit()
 }
+
+/// A scratch copy of python/ with a tiny model (`tiny/`) and `rows` SFT rows in `data` (a JSONL
+/// file name), made in the image: the project folder the scale-out tests train in.
+pub fn tiny_project(name: &str, data: &str, rows: usize) -> PathBuf {
+    let (img, _) = built_image();
+    let py = scratch(name);
+    copy_dir(&root().join("python"), &py);
+    let code = format!(
+        "import sys; sys.path.insert(0, 'tests'); from tiny import build_tiny_model, sft_rows, write_jsonl; \
+         from pathlib import Path; build_tiny_model(Path('tiny')); write_jsonl(Path('{data}'), sft_rows({rows}))"
+    );
+    let r = xtask(
+        &[
+            "--image",
+            img,
+            "--python-dir",
+            py.to_str().unwrap(),
+            "run",
+            "--",
+            "python",
+            "-c",
+            &code,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    py
+}
