@@ -80,9 +80,16 @@ fn image_builds_imports_the_stack_and_carries_labels() {
         "org.opencontainers.image.revision",
         "org.opencontainers.image.created",
         "org.opencontainers.image.version",
+        "org.opencontainers.image.licenses",
     ] {
         assert!(r.stdout.contains(key), "{key}: {}", r.stdout);
     }
+    assert!(
+        r.stdout
+            .contains("\"org.opencontainers.image.licenses\":\"Apache-2.0\""),
+        "python/pyproject.toml's license: {}",
+        r.stdout
+    );
     assert!(
         r.stdout.contains(&format!(
             "\"dev.lexalign.lock-sha256\":\"{}\"",

@@ -25,22 +25,37 @@ pub fn labels(ctx: &Ctx, lock: &[u8]) -> Vec<(String, String)> {
     let source = q(&["config", "--get", "remote.origin.url"])
         .filter(|u| u.starts_with("https://"))
         .unwrap_or_else(|| "https://github.com/lexalign/lexalign".into());
-    let version = project_version(&ctx.path(policy::PYPROJECT)).unwrap_or("0.0.0".into());
+    let (version, licenses) = project_meta(&ctx.path(policy::PYPROJECT));
     vec![
         (policy::OCI_TITLE.into(), policy::IMAGE_TITLE.into()),
         ("org.opencontainers.image.source".into(), source),
         ("org.opencontainers.image.revision".into(), revision),
         ("org.opencontainers.image.created".into(), created),
         ("org.opencontainers.image.version".into(), version),
+        ("org.opencontainers.image.licenses".into(), licenses),
         (policy::LOCK_LABEL.into(), sha256_hex(lock)),
         (policy::PROJECT_LABEL.into(), ctx.project.clone()),
     ]
 }
 
-fn project_version(pyproject: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(pyproject).ok()?;
-    let v: toml::Table = text.parse().ok()?;
-    Some(v.get("project")?.get("version")?.as_str()?.to_string())
+/// The project's version and SPDX license expression, from pyproject.toml (`license = {text}`
+/// or a PEP 639 string); "0.0.0" and "NOASSERTION" when absent.
+fn project_meta(pyproject: &Path) -> (String, String) {
+    let table: Option<toml::Table> = std::fs::read_to_string(pyproject)
+        .ok()
+        .and_then(|t| t.parse().ok());
+    let project = table.as_ref().and_then(|t| t.get("project"));
+    let version = project
+        .and_then(|p| p.get("version")?.as_str())
+        .unwrap_or("0.0.0");
+    let license = project.and_then(|p| p.get("license")).and_then(|l| {
+        l.as_str()
+            .or_else(|| l.get("text").and_then(|t| t.as_str()))
+    });
+    (
+        version.to_string(),
+        license.unwrap_or("NOASSERTION").to_string(),
+    )
 }
 
 /// For each dependency stage found in a BuildKit plain log: (stage, every step cached?). Steps
@@ -229,6 +244,29 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_and_license_from_pyproject() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/xtask-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(format!("meta-{}.toml", std::process::id()));
+        for (text, want) in [
+            (
+                "[project]\nversion = \"1.2\"\nlicense = {text = \"MIT\"}\n",
+                ("1.2", "MIT"),
+            ),
+            (
+                "[project]\nversion = \"1.3\"\nlicense = \"Apache-2.0\"\n",
+                ("1.3", "Apache-2.0"),
+            ),
+            ("[project]\nname = \"x\"\n", ("0.0.0", "NOASSERTION")),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let (v, l) = project_meta(&p);
+            assert_eq!((v.as_str(), l.as_str()), want);
+        }
+        let _ = std::fs::remove_file(&p);
+    }
 
     #[test]
     fn cached_dependency_stages_are_detected_by_stage_name() {
