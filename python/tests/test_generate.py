@@ -89,3 +89,43 @@ def test_token_file_is_accepted_by_every_cli_that_loads_from_the_hub(tmp_path):
     for cli in ("download", "finetune", "align", "export", "generate"):
         r = run_cli(cli, "--help", cwd=tmp_path)
         assert "--token-file" in r.stdout, cli
+
+
+@pytest.mark.integration
+def test_llama_chat_chain_finetune_align_export_generate(tmp_path, tiny_llama):
+    """finetune on `messages` → align on conversational preference pairs → export → generate,
+    on a Llama-architecture chat model (the path a user reported failing at the last step)."""
+    from tiny import chat_rows, write_jsonl
+
+    write_jsonl(tmp_path / "chat.jsonl", chat_rows(16))
+    prefs = [
+        {
+            "prompt": [{"role": "user", "content": r["messages"][0]["content"]}],
+            "chosen": [{"role": "assistant", "content": "helpful polite answer."}],
+            "rejected": [{"role": "assistant", "content": "rude harmful answer."}],
+        }
+        for r in chat_rows(16)
+    ]
+    write_jsonl(tmp_path / "prefs.jsonl", prefs)
+    train = (
+        "training: {max_steps: 2, batch_size: 2, max_length: 64, logging_steps: 1, save_steps: 2}\n"
+    )
+    (tmp_path / "sft.yaml").write_text(
+        f"model: {tiny_llama}\ndataset: {{path: chat.jsonl, messages_field: messages}}\n"
+        f"output_dir: out/sft\n{train}"
+    )
+    (tmp_path / "dpo.yaml").write_text(
+        f"model: {tiny_llama}\nadapter: out/sft\ndataset: {{path: prefs.jsonl}}\n"
+        f"output_dir: out/dpo\n{train}"
+    )
+    for cli, cfg in (("finetune", "sft.yaml"), ("align", "dpo.yaml")):
+        r = run_cli(cli, "--config", cfg, cwd=tmp_path)
+        assert r.code == 0, r.output
+    r = run_cli("export", "--adapter", "out/dpo", "--output", "out/merged", cwd=tmp_path)
+    assert r.code == 0, r.output
+    r = run_cli(
+        "generate", "--model", "out/merged", "--prompt", "what is a clause?",
+        "--max-new-tokens", "4", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.code == 0, r.output
+    assert any('"completion"' in line for line in r.stdout.splitlines()), r.stdout
