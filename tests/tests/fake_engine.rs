@@ -592,14 +592,7 @@ fn ctrl_c_stops_a_multi_command_task_with_130_and_starts_nothing_more() {
     let at_signal = runs();
     let status = child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut child);
     assert_eq!(status.code(), Some(130), "{err}");
     assert_eq!(
         runs(),

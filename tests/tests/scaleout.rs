@@ -270,9 +270,7 @@ fn no_node_left() {
 }
 
 fn two_nodes_train_like_two_processes_and_resume() {
-    let (img, _) = built_image();
     let py = multinode_tree();
-    let pyd = py.to_str().unwrap();
     let cfg = config(py, "mn", 8);
     let hooks = "--engine-arg=--env=LEXALIGN_TESTING={\"rank_report\": \"/app/ranks-mn\"}";
     let r = two_nodes(&cfg, &[hooks]);
@@ -299,23 +297,7 @@ fn two_nodes_train_like_two_processes_and_resume() {
 
     // the same training as 2 processes in one container
     let cfg1 = config(py, "sp", 8);
-    let r = xtask(
-        &[
-            "--image",
-            img,
-            "--python-dir",
-            pyd,
-            "run",
-            "--",
-            "torchrun",
-            "--nproc-per-node",
-            "2",
-            "finetune.py",
-            "--config",
-            &cfg1,
-        ],
-        &[],
-    );
+    let r = two_processes(py, &cfg1);
     assert_eq!(r.code, 0, "{}", r.all());
     let (a, b) = (
         last_loss(&py.join("outputs/mn")),
@@ -372,14 +354,7 @@ fn a_killed_node_stops_the_others() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(!status.success());
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut child);
     assert!(err.contains("node1 exit"), "{err}");
     no_node_left();
 }
@@ -484,14 +459,7 @@ fn stopped_runs_leave_a_resumable_checkpoint() {
             assert_eq!(sh("kill", &["-TERM", &child.id().to_string()]).code, 0);
         }
         let status = child.wait().unwrap();
-        let mut err = String::new();
-        use std::io::Read;
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = stderr_of(&mut child);
         assert_eq!(status.code(), Some(75), "{how}: {err}");
         let run = std::fs::read_to_string(out.join("run.json")).unwrap();
         assert!(run.contains("\"status\": \"preempted\""), "{how}: {run}");

@@ -303,25 +303,7 @@ fn two_nodes_train_like_two_processes() {
     no_container_left();
 
     // the same training as 2 processes in one container
-    let (img, _) = built_image();
-    let cfg = config("sp", STEPS);
-    let r = xtask(
-        &[
-            "--image",
-            img,
-            "--python-dir",
-            py.to_str().unwrap(),
-            "run",
-            "--",
-            "torchrun",
-            "--nproc-per-node",
-            "2",
-            "finetune.py",
-            "--config",
-            &cfg,
-        ],
-        &[],
-    );
+    let r = two_processes(py, &config("sp", STEPS));
     assert_eq!(r.code, 0, "{}", r.all());
     let sp = losses(&py.join("outputs/sp")).last().unwrap().1;
     assert!(

@@ -307,3 +307,36 @@ pub fn tiny_project(name: &str, data: &str, rows: usize) -> PathBuf {
     assert_eq!(r.code, 0, "{}", r.all());
     py
 }
+
+/// The same training as two processes in one container (`torchrun --nproc-per-node 2`): what
+/// the multi-node rehearsals and the SLURM runs are compared with.
+pub fn two_processes(py: &Path, cfg: &str) -> Run {
+    let (img, _) = built_image();
+    xtask(
+        &[
+            "--image",
+            img,
+            "--python-dir",
+            py.to_str().unwrap(),
+            "run",
+            "--",
+            "torchrun",
+            "--nproc-per-node",
+            "2",
+            "finetune.py",
+            "--config",
+            cfg,
+        ],
+        &[],
+    )
+}
+
+/// Everything a finished child wrote on its piped stderr.
+pub fn stderr_of(child: &mut std::process::Child) -> String {
+    use std::io::Read;
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    err
+}
