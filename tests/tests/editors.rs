@@ -158,7 +158,14 @@ impl Drop for RemoveByLabel {
         )
         .stdout;
         for id in ids.split_whitespace() {
+            // the Dev Containers CLI builds a `vsc-…-uid` image to match the host user's uid:
+            // it goes with the container
+            let image = sh(&engine(), &["inspect", "--format", "{{.Config.Image}}", id]).stdout;
             sh(&engine(), &["rm", "-f", id]);
+            let image = image.trim();
+            if image.starts_with("vsc-") {
+                sh(&engine(), &["rmi", image]);
+            }
         }
     }
 }
