@@ -206,7 +206,14 @@ fn push_and_pull_through_a_loopback_registry() {
             out.all()
         );
     }
-    for t in [img.clone(), format!("{img}-arm64"), stale, pulled, remote] {
+    for t in [
+        img.clone(),
+        format!("{img}-arm64"),
+        stale,
+        pulled,
+        remote,
+        format!("{repo}:{lock_tag}"), // what `pull` fetched, before it re-tagged it
+    ] {
         sh(&engine(), &["rmi", &t]);
     }
 }
