@@ -218,6 +218,116 @@ fn push_and_pull_through_a_loopback_registry() {
     }
 }
 
+/// Two runners, one platform each: `push --no-manifests` from each (one at a time), then
+/// `push --manifests-only` joins the `<tag>-<arch>` tags the registry holds into manifest
+/// lists whose entries have the right platforms and digests. A missing platform or one built
+/// from another lock stops the join with one line naming it. `pull` with no flags uses
+/// LEXALIGN_REGISTRY.
+fn split_push_then_join_like_two_runners() {
+    let reg = Registry::start();
+    let r = reg.reference();
+    let repo = format!("{r}/lexalign-dev");
+    let lock = lock_sha256();
+    let lock_tag = format!("lock-{}", &lock[..12]);
+    let pid = std::process::id();
+    let (amd, arm) = (
+        format!("lexalign-e2e-runner-amd-{pid}:latest"),
+        format!("lexalign-e2e-runner-arm-{pid}:latest"),
+    );
+    small_image(&amd, "linux/amd64", &lock);
+    let env = [("LEXALIGN_REGISTRY", r.as_str())];
+    let digest_in = |out: &Run, remote: &str| -> String {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{remote} ")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("no digest for {remote}: {}", out.all()))
+            .to_string()
+    };
+    // the amd64 runner
+    let out = xtask(&["--image", &amd, "push", "--no-manifests"], &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let amd_digest = digest_in(&out, &format!("{repo}:{lock_tag}-amd64"));
+    assert!(
+        !out.stdout.contains(&format!("{repo}:{lock_tag} ")),
+        "--no-manifests made a list: {}",
+        out.stdout
+    );
+    // joining now names the missing platform
+    let out = xtask(&["push", "--manifests-only"], &env);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains(&format!("{repo}:{lock_tag}-arm64 missing")),
+        "{}",
+        out.stderr
+    );
+    // an arm64 image from another lock is refused by name
+    let stale = format!("lexalign-e2e-runner-stale-{pid}:latest");
+    small_image(&stale, "linux/arm64", &"0".repeat(64));
+    for t in ["latest", &lock_tag] {
+        let remote = format!("{repo}:{t}-arm64");
+        assert_eq!(sh(&engine(), &["tag", &stale, &remote]).code, 0);
+        assert_eq!(sh(&engine(), &["push", &remote]).code, 0);
+        sh(&engine(), &["rmi", &remote]);
+    }
+    let out = xtask(&["push", "--manifests-only"], &env);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains(&format!(
+            "{repo}:{lock_tag}-arm64 was built from lock 000000000000"
+        )),
+        "{}",
+        out.stderr
+    );
+    // the arm64 runner (its own engine would have only this image)
+    small_image(&arm, "linux/arm64", &lock);
+    let out = xtask(&["--image", &arm, "push", "--no-manifests"], &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let arm_digest = digest_in(&out, &format!("{repo}:{lock_tag}-arm64"));
+    // the join
+    let out = xtask(&["push", "--manifests-only"], &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    for t in [lock_tag.as_str(), "latest"] {
+        let list = format!("{repo}:{t}");
+        digest_in(&out, &list);
+        let m = sh(&engine(), &["manifest", "inspect", "--insecure", &list]);
+        assert_eq!(m.code, 0, "{}", m.all());
+        let v: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();
+        let entries: Vec<(String, String)> = v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["platform"]["architecture"].as_str().unwrap().to_string(),
+                    e["digest"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("amd64".to_string(), amd_digest.clone()),
+                ("arm64".to_string(), arm_digest.clone())
+            ],
+            "{list}"
+        );
+    }
+    // pull with no flags: the registry comes from LEXALIGN_REGISTRY
+    let pulled = format!("lexalign-e2e-pulled-default-{pid}:latest");
+    let out = xtask(&["--image", &pulled, "pull"], &env);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.all().contains(&format!("pull: {repo}:{lock_tag}")),
+        "{}",
+        out.all()
+    );
+    for t in [amd, arm, stale, pulled, format!("{repo}:{lock_tag}")] {
+        sh(&engine(), &["rmi", &t]);
+    }
+}
+
 /// A scratch python/ with a tiny model, data and configs for the multinode rehearsals.
 fn multinode_tree() -> &'static Path {
     static TREE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -507,6 +617,10 @@ fn main() {
         (
             "push_and_pull_through_a_loopback_registry",
             push_and_pull_through_a_loopback_registry,
+        ),
+        (
+            "split_push_then_join_like_two_runners",
+            split_push_then_join_like_two_runners,
         ),
         (
             "two_nodes_train_like_two_processes_and_resume",

@@ -82,16 +82,25 @@ pub enum Task {
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
-    /// Where to push: HOST[:PORT]/NAMESPACE (log in with `docker login HOST`; no credentials here).
-    #[arg(long, value_name = "HOST[:PORT]/NAMESPACE")]
-    pub registry: String,
+    /// Where to push: HOST[:PORT]/NAMESPACE (log in with `docker login HOST`; no credentials
+    /// here) [default: $LEXALIGN_REGISTRY].
+    #[arg(long, value_name = "HOST[:PORT]/NAMESPACE", env = "LEXALIGN_REGISTRY")]
+    pub registry: Option<String>,
+    /// Push only the `<tag>-<arch>` tags of the local images (one CI runner per platform).
+    #[arg(long, conflicts_with = "manifests_only")]
+    pub no_manifests: bool,
+    /// Push nothing: make each plain tag a manifest list over the `<tag>-<arch>` tags the
+    /// registry holds for the current lock (after `--no-manifests` on every platform).
+    #[arg(long)]
+    pub manifests_only: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
-    /// Where to pull from: HOST[:PORT]/NAMESPACE.
-    #[arg(long, value_name = "HOST[:PORT]/NAMESPACE")]
-    pub registry: String,
+    /// Where to pull from: HOST[:PORT]/NAMESPACE [default: $LEXALIGN_REGISTRY, else the
+    /// project's published images].
+    #[arg(long, value_name = "HOST[:PORT]/NAMESPACE", env = "LEXALIGN_REGISTRY")]
+    pub registry: Option<String>,
     /// The tag [default: lock-<12 hex of python/pylock.toml's sha256>].
     #[arg(long)]
     pub tag: Option<String>,

@@ -11,6 +11,9 @@ pub const DEFAULT_IMAGE: &str = "lexalign-dev:latest";
 /// with --help, bench times them.
 pub const CLIS: [&str; 5] = ["download", "finetune", "align", "export", "generate"];
 
+/// Where the project publishes its images (the default registry of `pull`).
+pub const PUBLISHED_REGISTRY: &str = "ghcr.io/lexalign";
+
 /// `LEXALIGN_PROJECT`'s default: label value, volume and container name prefix.
 pub const DEFAULT_PROJECT: &str = "lexalign";
 

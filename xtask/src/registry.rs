@@ -115,6 +115,40 @@ pub fn pushed_digest(output: &str) -> Option<String> {
     })
 }
 
+/// `skopeo inspect docker://REF`: an image's digest, architecture and labels straight from the
+/// registry, without pulling it (skopeo uses the engine's login, ~/.docker/config.json).
+pub fn inspect_remote(sh: &xshell::Shell, reference: &str, insecure: bool) -> crate::exec::Proc {
+    let mut c = sh.cmd("skopeo").arg("inspect").arg("--no-tags");
+    if insecure {
+        c = c.arg("--tls-verify=false");
+    }
+    crate::exec::Proc::query(c.arg(format!("docker://{reference}")))
+}
+
+/// What `inspect_remote` says about one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteImage {
+    pub digest: String,
+    pub architecture: String,
+    /// The `dev.lexalign.lock-sha256` label.
+    pub lock: Option<String>,
+}
+
+impl RemoteImage {
+    pub fn parse(json: &str) -> Option<RemoteImage> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        Some(RemoteImage {
+            digest: v.get("Digest")?.as_str()?.to_string(),
+            architecture: v.get("Architecture")?.as_str()?.to_string(),
+            lock: v
+                .get("Labels")
+                .and_then(|l| l.get(crate::policy::LOCK_LABEL))
+                .and_then(|l| l.as_str())
+                .map(String::from),
+        })
+    }
+}
+
 /// One line for a failed push/pull, from the engine's error (credentials never appear in it:
 /// the engine's own login is used, and we print only our words and the host).
 pub fn explain_failure(host: &str, stderr: &str) -> String {
@@ -147,6 +181,35 @@ pub fn explain_failure(host: &str, stderr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_images_from_skopeo() {
+        let json = r#"{"Name":"r/x","Digest":"sha256:ab","Architecture":"arm64","Os":"linux",
+            "Labels":{"dev.lexalign.lock-sha256":"feed","org.opencontainers.image.title":"t"}}"#;
+        assert_eq!(
+            RemoteImage::parse(json),
+            Some(RemoteImage {
+                digest: "sha256:ab".into(),
+                architecture: "arm64".into(),
+                lock: Some("feed".into())
+            })
+        );
+        let no_labels = r#"{"Digest":"sha256:ab","Architecture":"amd64","Labels":null}"#;
+        assert_eq!(RemoteImage::parse(no_labels).unwrap().lock, None);
+        assert_eq!(RemoteImage::parse("not json"), None);
+        let sh = xshell::Shell::new().unwrap();
+        let p = inspect_remote(&sh, "127.0.0.1:5000/ns/lexalign-dev:latest-arm64", true);
+        assert_eq!(p.effect, crate::exec::Effect::Query);
+        assert_eq!(
+            p.argv()[1..],
+            [
+                "inspect",
+                "--no-tags",
+                "--tls-verify=false",
+                "docker://127.0.0.1:5000/ns/lexalign-dev:latest-arm64"
+            ]
+        );
+    }
 
     #[test]
     fn registry_references() {

@@ -12,7 +12,13 @@ use crate::registry::{self, Registry};
 use crate::util::sha256_hex;
 
 pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
-    let reg = Registry::parse(&args.registry).map_err(usage)?;
+    let reg = Registry::parse(
+        args.registry
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .unwrap_or(policy::PUBLISHED_REGISTRY),
+    )
+    .map_err(usage)?;
     let lock_bytes = std::fs::read(ctx.path(policy::LOCKFILE))
         .map_err(|e| usage(format!("{}: {e}", policy::LOCKFILE)))?;
     let lock = sha256_hex(&lock_bytes);
@@ -43,10 +49,15 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         return Ok(());
     }
     if !out.ok() {
-        return Err(fail(format!(
-            "pull {remote}: {}",
-            registry::explain_failure(&reg.host, &out.stderr)
-        )));
+        let cause = registry::explain_failure(&reg.host, &out.stderr);
+        if args.tag.is_none() && cause.starts_with("no such tag") {
+            // the default: the current lock's image, which is published only once the lock
+            // reached main (a lock bumped on a branch has none yet)
+            return Err(fail(format!(
+                "pull {remote}: no image published for this python/pylock.toml yet; build it here with `cargo xtask image`"
+            )));
+        }
+        return Err(fail(format!("pull {remote}: {cause}")));
     }
     let engine_arch = ctx.engine_arch();
     let image_arch = ctx.image_arch(&remote).and_then(|a| Arch::from_engine(&a));

@@ -65,7 +65,12 @@ fn locals(ctx: &Ctx, lock: &str) -> Result<Vec<Local>> {
 }
 
 pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
-    let reg = Registry::parse(&args.registry).map_err(usage)?;
+    let Some(registry) = args.registry.as_deref().filter(|r| !r.is_empty()) else {
+        return Err(usage(
+            "no registry: pass --registry HOST[:PORT]/NAMESPACE or set LEXALIGN_REGISTRY",
+        ));
+    };
+    let reg = Registry::parse(registry).map_err(usage)?;
     let lock_bytes = std::fs::read(ctx.path(policy::LOCKFILE))
         .map_err(|e| usage(format!("{}: {e}", policy::LOCKFILE)))?;
     let lock = sha256_hex(&lock_bytes);
@@ -74,27 +79,46 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     } else {
         ctx.engine_ready()?
     };
-    let locals = if ctx.dry_run() {
-        locals(ctx, &lock).unwrap_or_else(|err| {
-            println!("# would fail: {err}");
-            vec![Local {
-                image: ctx.image().to_string(),
-                arch: Arch::Amd64,
-            }]
-        })
-    } else {
-        locals(ctx, &lock)?
-    };
     let dirty = git::dirty(&ctx.exec, &ctx.sh, &ctx.root);
     let revision = git::head(&ctx.exec, &ctx.sh, &ctx.root).filter(|_| !dirty);
     if dirty {
         ctx.info("push: the tree has uncommitted changes: no git-revision tag");
     }
     let tags = registry::tags(&lock, revision.as_deref());
+    let members = if args.manifests_only {
+        remote_members(ctx, &reg, &tags, &lock)?
+    } else {
+        let locals = if ctx.dry_run() {
+            locals(ctx, &lock).unwrap_or_else(|err| {
+                println!("# would fail: {err}");
+                vec![Local {
+                    image: ctx.image().to_string(),
+                    arch: Arch::Amd64,
+                }]
+            })
+        } else {
+            locals(ctx, &lock)?
+        };
+        push_arch_tags(ctx, e, &reg, &tags, &locals)?;
+        locals.iter().map(|l| l.arch).collect()
+    };
+    if args.no_manifests {
+        return Ok(());
+    }
+    join(ctx, e, &reg, &tags, &members)
+}
+
+/// Push each local image as `<tag>-<arch>` for every tag; prints each digest.
+fn push_arch_tags(
+    ctx: &Ctx,
+    e: &crate::engine::Engine,
+    reg: &Registry,
+    tags: &[String],
+    locals: &[Local],
+) -> Result<()> {
     let repo = reg.repository();
-    let insecure = reg.is_loopback();
-    for l in &locals {
-        for t in &tags {
+    for l in locals {
+        for t in tags {
             let remote = format!("{repo}:{}", registry::arch_tag(t, l.arch));
             ctx.status_ok(cmd::tag(e, &ctx.sh, &l.image, &remote))?;
             let out = ctx.capture(cmd::push(e, &ctx.sh, &remote))?;
@@ -106,17 +130,82 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
                     registry::explain_failure(&reg.host, &out.stderr)
                 )));
             }
-            ctx.info(format!(
-                "pushed {remote} ({})",
-                registry::pushed_digest(&out.stdout).unwrap_or_else(|| "digest ?".into())
-            ));
+            if !out.planned {
+                let digest =
+                    registry::pushed_digest(&out.stdout).unwrap_or_else(|| "digest ?".into());
+                println!("{remote}  {digest}");
+            }
         }
     }
-    for t in &tags {
+    Ok(())
+}
+
+/// The platforms whose `<tag>-<arch>` images the registry holds for the current lock, for
+/// every tag (read with skopeo: the engine's own login, labels and architecture without a
+/// pull). Anything missing, built from another lock or for another platform: one line naming
+/// all of it.
+fn remote_members(ctx: &Ctx, reg: &Registry, tags: &[String], lock: &str) -> Result<Vec<Arch>> {
+    let repo = reg.repository();
+    let mut problems = Vec::new();
+    for t in tags {
+        for arch in platform::ALL {
+            let remote = format!("{repo}:{}", registry::arch_tag(t, arch));
+            let out = ctx.capture(registry::inspect_remote(
+                &ctx.sh,
+                &remote,
+                reg.is_loopback(),
+            ))?;
+            if out.planned {
+                continue;
+            }
+            match registry::RemoteImage::parse(&out.stdout).filter(|_| out.ok()) {
+                None if out.code == 127 => {
+                    return Err(fail(
+                        "skopeo not found: install it (`sudo apt-get install skopeo`) to join the per-platform tags",
+                    ))
+                }
+                None => problems.push(format!(
+                    "{remote} missing ({})",
+                    registry::explain_failure(&reg.host, &out.stderr)
+                )),
+                Some(img) if img.lock.as_deref() != Some(lock) => problems.push(format!(
+                    "{remote} was built from lock {} (this is {})",
+                    img.lock.as_deref().map_or("?", |l| &l[..l.len().min(12)]),
+                    &lock[..12]
+                )),
+                Some(img) if img.architecture != arch.name() => problems.push(format!(
+                    "{remote} is {} (expected {})",
+                    img.architecture,
+                    arch.name()
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(fail(format!(
+            "cannot join the platform tags: {}; push each platform with `cargo xtask push --no-manifests` from the current lock first",
+            problems.join("; ")
+        )));
+    }
+    Ok(platform::ALL.to_vec())
+}
+
+/// Each plain tag becomes a manifest list over its `<tag>-<arch>` members; prints each digest.
+fn join(
+    ctx: &Ctx,
+    e: &crate::engine::Engine,
+    reg: &Registry,
+    tags: &[String],
+    arches: &[Arch],
+) -> Result<()> {
+    let repo = reg.repository();
+    let insecure = reg.is_loopback();
+    for t in tags {
         let list = format!("{repo}:{t}");
-        let members: Vec<String> = locals
+        let members: Vec<String> = arches
             .iter()
-            .map(|l| format!("{repo}:{}", registry::arch_tag(t, l.arch)))
+            .map(|a| format!("{repo}:{}", registry::arch_tag(t, *a)))
             .collect();
         let out = ctx.capture(cmd::manifest_create(e, &ctx.sh, &list, &members, insecure))?;
         if !out.ok() && !out.planned {
@@ -134,8 +223,8 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         }
         if !out.planned {
             let digest = registry::pushed_digest(&out.stdout).unwrap_or_else(|| "?".into());
-            let arches: Vec<&str> = locals.iter().map(|l| l.arch.name()).collect();
-            println!("{list}  {digest}  ({})", arches.join(", "));
+            let names: Vec<&str> = arches.iter().map(|a| a.name()).collect();
+            println!("{list}  {digest}  ({})", names.join(", "));
         }
     }
     Ok(())
