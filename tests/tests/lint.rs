@@ -94,6 +94,89 @@ fn workflow_runs_what_ci_runs() {
     assert!(hub.contains("if: needs.hub-token.outputs.present == 'true'"));
 }
 
+/// The publish chain: per-platform pushes after the tests pass, on pushes to main and version
+/// tags only (never pull requests), `packages: write` only where it pushes, a join job, and a
+/// scan that gates on fixable CRITICAL findings, uploads SARIF and runs nightly.
+#[test]
+fn workflow_publishes_joins_and_scans_as_gated() {
+    let text = std::fs::read_to_string(root().join(".github/workflows/docker-tests.yml")).unwrap();
+    let wf: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let on = &wf["on"];
+    assert!(on["push"]["tags"]
+        .as_sequence()
+        .is_some_and(|t| t.iter().any(|v| v == "v*")));
+    assert!(on["schedule"].is_sequence());
+    assert_eq!(wf["permissions"]["contents"], "read");
+    assert!(
+        wf["permissions"].get("packages").is_none(),
+        "packages: write only per job"
+    );
+    let jobs = &wf["jobs"];
+    let job = |n: &str| &jobs[n];
+    let needs = |n: &str| -> Vec<String> {
+        job(n)["needs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let steps = |n: &str| serde_yaml::to_string(&job(n)["steps"]).unwrap();
+    // publish: after ci, push events to main or v* tags, one runner per platform
+    assert_eq!(needs("publish"), ["ci"]);
+    let cond = job("publish")["if"].as_str().unwrap();
+    assert!(
+        cond.contains("github.event_name == 'push'")
+            && cond.contains("refs/heads/main")
+            && cond.contains("refs/tags/v"),
+        "{cond}"
+    );
+    assert_eq!(job("publish")["permissions"]["packages"], "write");
+    let runners = serde_yaml::to_string(&job("publish")["strategy"]["matrix"]["runner"]).unwrap();
+    assert!(runners.contains("ubuntu-24.04-arm") && runners.contains("ubuntu-24.04\n"));
+    let p = steps("publish");
+    assert!(p.contains("docker/login-action") && p.contains("secrets.GITHUB_TOKEN"));
+    assert!(p.contains("cargo xtask push --no-manifests"));
+    assert!(p.find("cargo xtask image").unwrap() < p.find("cargo xtask push").unwrap());
+    // join: after every platform, lists over the tags the registry holds
+    assert_eq!(needs("join"), ["publish"]);
+    assert_eq!(job("join")["permissions"]["packages"], "write");
+    assert!(steps("join").contains("cargo xtask push --manifests-only"));
+    // scan: after the join, and nightly; SARIF always uploaded; the gate fails on fixable CRITICAL
+    assert_eq!(needs("scan"), ["join"]);
+    let cond = job("scan")["if"].as_str().unwrap();
+    assert!(
+        cond.contains("needs.join.result == 'success'") && cond.contains("'schedule'"),
+        "{cond}"
+    );
+    assert_eq!(job("scan")["permissions"]["security-events"], "write");
+    let sc = steps("scan");
+    assert!(sc.contains("aquasecurity/trivy-action") && sc.contains("upload-sarif"));
+    let gate = job("scan")["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["with"]["exit-code"] == "1")
+        .expect("a step that fails the job");
+    assert_eq!(gate["with"]["severity"], "CRITICAL");
+    assert_eq!(gate["with"]["ignore-unfixed"], true);
+    // no other job can write packages
+    for (name, j) in jobs.as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        if !["publish", "join"].contains(&name) {
+            assert!(
+                j["permissions"].get("packages") != Some(&serde_yaml::Value::from("write")),
+                "{name}"
+            );
+        }
+    }
+    // no token on a command line
+    assert!(
+        !text.contains("--password"),
+        "tokens go through login-action, never argv"
+    );
+}
+
 /// The cluster hand-off files run the same launch as `multinode`: the SLURM script starts
 /// torchrun with c10d rendezvous on the first node's NodeAddr, asks for a signal before the
 /// time limit and for requeue (the SLURM tests run it for real); the Kubeflow TrainJob launches
