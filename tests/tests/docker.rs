@@ -278,22 +278,15 @@ fn sigint_stops_and_removes_the_container() {
 }
 
 fn files_written_to_app_belong_to_the_invoking_user() {
-    let (img, _) = built_image();
     let py = scratch("owner");
     copy_dir(&root().join("python"), &py);
-    let r = xtask(
+    let r = run_in(
+        &py,
         &[
-            "--image",
-            img,
-            "--python-dir",
-            py.to_str().unwrap(),
-            "run",
-            "--",
             "sh",
             "-c",
             "echo hi > /app/made-in-container && touch $HOME/ok && touch /cache/huggingface/ok",
         ],
-        &[],
     );
     assert_eq!(r.code, 0, "{}", r.all());
     use std::os::unix::fs::MetadataExt;

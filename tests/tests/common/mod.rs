@@ -280,30 +280,31 @@ pub fn run_docker_trials_then(
     conclusion.exit()
 }
 
+/// `cargo xtask --image <the built image> --python-dir PY run -- CMD…`.
+pub fn run_in(py: &Path, cmd: &[&str]) -> Run {
+    let (img, _) = built_image();
+    let mut a = vec![
+        "--image",
+        img.as_str(),
+        "--python-dir",
+        py.to_str().unwrap(),
+        "run",
+        "--",
+    ];
+    a.extend_from_slice(cmd);
+    xtask(&a, &[])
+}
+
 /// A scratch copy of python/ with a tiny model (`tiny/`) and `rows` SFT rows in `data` (a JSONL
 /// file name), made in the image: the project folder the scale-out tests train in.
 pub fn tiny_project(name: &str, data: &str, rows: usize) -> PathBuf {
-    let (img, _) = built_image();
     let py = scratch(name);
     copy_dir(&root().join("python"), &py);
     let code = format!(
         "import sys; sys.path.insert(0, 'tests'); from tiny import build_tiny_model, sft_rows, write_jsonl; \
          from pathlib import Path; build_tiny_model(Path('tiny')); write_jsonl(Path('{data}'), sft_rows({rows}))"
     );
-    let r = xtask(
-        &[
-            "--image",
-            img,
-            "--python-dir",
-            py.to_str().unwrap(),
-            "run",
-            "--",
-            "python",
-            "-c",
-            &code,
-        ],
-        &[],
-    );
+    let r = run_in(&py, &["python", "-c", &code]);
     assert_eq!(r.code, 0, "{}", r.all());
     py
 }
@@ -311,15 +312,9 @@ pub fn tiny_project(name: &str, data: &str, rows: usize) -> PathBuf {
 /// The same training as two processes in one container (`torchrun --nproc-per-node 2`): what
 /// the multi-node rehearsals and the SLURM runs are compared with.
 pub fn two_processes(py: &Path, cfg: &str) -> Run {
-    let (img, _) = built_image();
-    xtask(
+    run_in(
+        py,
         &[
-            "--image",
-            img,
-            "--python-dir",
-            py.to_str().unwrap(),
-            "run",
-            "--",
             "torchrun",
             "--nproc-per-node",
             "2",
@@ -327,10 +322,8 @@ pub fn two_processes(py: &Path, cfg: &str) -> Run {
             "--config",
             cfg,
         ],
-        &[],
     )
 }
-
 /// Everything a finished child wrote on its piped stderr.
 pub fn stderr_of(child: &mut std::process::Child) -> String {
     use std::io::Read;

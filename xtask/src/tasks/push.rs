@@ -108,6 +108,17 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     join(ctx, e, &reg, &tags, &members)
 }
 
+/// A registry command's result: planned (dry run) or succeeded, else one line with the cause.
+fn registry_ok(reg: &Registry, out: &crate::exec::Captured, what: &str) -> Result<()> {
+    if out.ok() || out.planned {
+        return Ok(());
+    }
+    Err(fail(format!(
+        "{what}: {}",
+        registry::explain_failure(&reg.host, &out.stderr)
+    )))
+}
+
 /// Push each local image as `<tag>-<arch>` for every tag; prints each digest.
 fn push_arch_tags(
     ctx: &Ctx,
@@ -124,12 +135,7 @@ fn push_arch_tags(
             let out = ctx.capture(cmd::push(e, &ctx.sh, &remote))?;
             // The local name was only a vehicle for the push.
             let _ = ctx.capture(cmd::untag(e, &ctx.sh, &remote));
-            if !out.ok() && !out.planned {
-                return Err(fail(format!(
-                    "push {remote}: {}",
-                    registry::explain_failure(&reg.host, &out.stderr)
-                )));
-            }
+            registry_ok(reg, &out, &format!("push {remote}"))?;
             if !out.planned {
                 let digest =
                     registry::pushed_digest(&out.stdout).unwrap_or_else(|| "digest ?".into());
@@ -208,19 +214,9 @@ fn join(
             .map(|a| format!("{repo}:{}", registry::arch_tag(t, *a)))
             .collect();
         let out = ctx.capture(cmd::manifest_create(e, &ctx.sh, &list, &members, insecure))?;
-        if !out.ok() && !out.planned {
-            return Err(fail(format!(
-                "manifest create {list}: {}",
-                registry::explain_failure(&reg.host, &out.stderr)
-            )));
-        }
+        registry_ok(reg, &out, &format!("manifest create {list}"))?;
         let out = ctx.capture(cmd::manifest_push(e, &ctx.sh, &list, insecure))?;
-        if !out.ok() && !out.planned {
-            return Err(fail(format!(
-                "manifest push {list}: {}",
-                registry::explain_failure(&reg.host, &out.stderr)
-            )));
-        }
+        registry_ok(reg, &out, &format!("manifest push {list}"))?;
         if !out.planned {
             let digest = registry::pushed_digest(&out.stdout).unwrap_or_else(|| "?".into());
             let names: Vec<&str> = arches.iter().map(|a| a.name()).collect();
