@@ -170,14 +170,36 @@ impl Cluster {
     }
 
     /// Wait until the job has left the queue (finished, failed or cancelled).
-    fn wait_gone(&self, job: &str, limit: Duration) {
+    /// Wait until the job has finished for good (a terminal JobState in `scontrol show job`,
+    /// which keeps the record for MinJobAge); its state. A query that fails (slurmctld busy)
+    /// is asked again, never taken for "gone"; a requeued job is not finished.
+    fn wait_done(&self, job: &str, limit: Duration) -> String {
+        const TERMINAL: [&str; 7] = [
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "TIMEOUT",
+            "NODE_FAIL",
+            "OUT_OF_MEMORY",
+            "BOOT_FAIL",
+        ];
         let deadline = Instant::now() + limit;
         loop {
-            let r = self.cmd("squeue", &["-h", "-j", job, "-o", "%T"]);
-            if r.stdout.trim().is_empty() {
-                return;
+            let r = self.cmd("scontrol", &["show", "job", job]);
+            let state = r
+                .stdout
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("JobState="))
+                .unwrap_or("")
+                .to_string();
+            if r.code == 0 && TERMINAL.contains(&state.as_str()) {
+                return state;
             }
-            assert!(Instant::now() < deadline, "job {job} still {}", r.stdout);
+            assert!(
+                Instant::now() < deadline,
+                "job {job} still {state:?}: {}",
+                r.all()
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
     }
@@ -342,7 +364,7 @@ fn a_signalled_job_saves_and_a_resubmission_ends_at_the_same_loss() {
     // what SLURM sends on scancel and at the time limit, to the job's steps
     let r = c.cmd("scancel", &["--signal=TERM", &job]);
     assert_eq!(r.code, 0, "{}", r.all());
-    c.wait_gone(&job, Duration::from_secs(120));
+    c.wait_done(&job, Duration::from_secs(120));
     let run = run_json(&out);
     assert_eq!(run["status"], "preempted", "{run}\n{}", job_log(&job));
     let stopped = run["final_step"].as_u64().unwrap();
@@ -400,19 +422,35 @@ fn usr1_before_the_time_limit_requeues_and_the_job_resumes_by_itself() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(run_json(&out)["status"], "preempted");
-    // SLURM holds a requeued job back for a while; let it start now
+    // SLURM holds a requeued job back for a while; let it start now — but not within the second
+    // of the requeue: a launch whose credential is as old as the revocation of the previous
+    // one is killed ("Job credential revoked"), which is what the hold protects against
+    std::thread::sleep(Duration::from_secs(2));
     let r = c.cmd(
         "scontrol",
         &["update", &format!("jobid={job}"), "starttime=now"],
     );
     assert_eq!(r.code, 0, "{}", r.all());
-    c.wait_gone(&job, Duration::from_secs(180));
+    let state = c.wait_done(&job, Duration::from_secs(180));
+    assert_eq!(
+        state,
+        "COMPLETED",
+        "{}\n{}",
+        c.cmd("scontrol", &["show", "job", &job]).stdout,
+        job_log(&job)
+    );
     let run = run_json(&out);
     assert_eq!(run["status"], "completed", "{run}\n{}", job_log(&job));
     assert!(run["resumed_from_step"].as_u64().is_some(), "{run}");
     assert!(
         job_log(&job).contains("restart 1"),
         "the same job ran again: {}",
+        job_log(&job)
+    );
+    assert_eq!(
+        job_log(&job).matches("signal received").count(),
+        1,
+        "the batch shell acts on the signal once: {}",
         job_log(&job)
     );
     no_container_left();
