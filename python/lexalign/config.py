@@ -86,7 +86,13 @@ class DownloadConfig(Strict):
     retries: int = Field(5, ge=0, le=100, description="per file, on transient errors")
     timeout_s: float = Field(60, gt=0, le=3600, description="per request")
     deadline_s: float = Field(3600, gt=0, description="whole run")
-    max_workers: int = Field(8, ge=1, le=64, description="files downloaded at once, all repos")
+    max_workers: int = Field(8, ge=1, le=64, description="connections at once, all files and repos")
+    max_connections_per_file: int = Field(
+        8, ge=1, le=64, description="ranged connections for one file larger than a part"
+    )
+    part_size_mb: float = Field(
+        16, ge=0.25, le=4096, description="size of one ranged request, in MB (2**20 bytes)"
+    )
     use_xet: bool = False
     models: list[RepoSpec] = Field(default_factory=list)
     datasets: list[RepoSpec] = Field(default_factory=list)
@@ -108,6 +114,9 @@ class DownloadConfig(Strict):
                     )
                 seen[target] = where
         return self
+
+    def part_bytes(self) -> int:
+        return int(self.part_size_mb * (1 << 20))
 
     def jobs(self) -> list[tuple[RepoSpec, str, Path]]:
         """(spec, repo type, local folder) for every configured repo, models first."""

@@ -71,7 +71,11 @@ class Fault:
     """One switchable fault. `where`: api | head | get. `path`: substring the URL must contain.
     `kind`: status | drop | stall | slow, and the hostile ones: `endless` (a body with no
     length that never ends), `drip` (one byte every `seconds`, forever), `echo` (an error whose
-    message repeats the Authorization header back). `times`: how many requests it hits."""
+    message repeats the Authorization header back), and for range requests `garble` (other
+    bytes of the right length), `misrange` (a Content-Range for other bytes than asked),
+    `overlong` (the range, then more bytes without end, no Content-Length). `times`: how many
+    requests it hits. `ranged`: only range requests (True), only full ones (False), or both;
+    `range_start`: only the range request that starts at this byte."""
 
     where: str
     kind: str
@@ -81,6 +85,8 @@ class Fault:
     retry_after: float | None = None
     after_bytes: int = 0
     seconds: float = 0.0
+    ranged: bool | None = None
+    range_start: int | None = None
 
 
 class HubSim:
@@ -92,7 +98,10 @@ class HubSim:
         self._sha_cache: dict[tuple[str, str, str], tuple[str, str]] = {}
         self.server: ThreadingHTTPServer | None = None
         self.rate_bytes_per_s: float | None = None  # emulate a link of this speed (file bodies)
+        self.ranges = True  # False: Range headers are ignored (200, no Accept-Ranges)
+        self.range_cap: int | None = None  # answer a range with at most this many bytes
         self.streaming = 0  # file bodies being sent right now
+        self.served = 0  # file body bytes sent
         self.max_streaming = 0  # the most at once
 
     # -- setup ---------------------------------------------------------------------------------
@@ -149,12 +158,20 @@ class HubSim:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def take_fault(self, where: str, path: str) -> Fault | None:
+    def take_fault(self, where: str, path: str, rng: str | None = None) -> Fault | None:
+        start = None
+        if rng and rng.startswith("bytes="):
+            start = int(rng[6:].split("-")[0] or 0)
         with self.lock:
             for f in self.faults:
-                if f.where == where and f.times > 0 and f.path in path:
-                    f.times -= 1
-                    return f
+                if not (f.where == where and f.times > 0 and f.path in path):
+                    continue
+                if f.ranged is not None and f.ranged != (start is not None):
+                    continue
+                if f.range_start is not None and f.range_start != start:
+                    continue
+                f.times -= 1
+                return f
         return None
 
     def hashes(self, repo: SimRepo, path: str) -> tuple[str, str]:
@@ -218,7 +235,8 @@ def _make_handler(sim: HubSim):
 
         def _apply_fault(self, where: str) -> bool:
             """True when a fault answered the request (nothing more to do)."""
-            f = sim.take_fault(where, self.path)
+            rng = self.headers.get("Range") if sim.ranges else None
+            f = sim.take_fault(where, self.path, rng)
             if f is None:
                 return False
             if f.kind == "slow":
@@ -407,11 +425,9 @@ def _make_handler(sim: HubSim):
                 return
             size = repo.size(filename)
             sha256, blob = sim.hashes(repo, filename)
-            headers = {
-                "X-Repo-Commit": commit,
-                "Accept-Ranges": "bytes",
-                "Content-Type": "application/octet-stream",
-            }
+            headers = {"X-Repo-Commit": commit, "Content-Type": "application/octet-stream"}
+            if sim.ranges:
+                headers["Accept-Ranges"] = "bytes"
             if repo.is_lfs(filename):
                 headers["ETag"] = f'"{sha256}"'
                 headers["X-Linked-Etag"] = f'"{sha256}"'
@@ -420,7 +436,8 @@ def _make_handler(sim: HubSim):
                 headers["ETag"] = f'"{blob}"'
             start = 0
             status = 200
-            rng = self.headers.get("Range")
+            rng = self.headers.get("Range") if sim.ranges else None
+            fault = self._pending_fault
             if rng and rng.startswith("bytes=") and self.command == "GET":
                 spec = rng[6:].split(",")[0]
                 first, _, last = spec.partition("-")
@@ -429,15 +446,23 @@ def _make_handler(sim: HubSim):
                 if start >= size:
                     self._send(416, b"", {"Content-Range": f"bytes */{size}"})
                     return
+                end = min(end, size - 1)
+                if sim.range_cap:
+                    end = min(end, start + sim.range_cap - 1)
                 status = 206
-                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+                claimed = start + 4096 if fault is not None and fault.kind == "misrange" else start
+                headers["Content-Range"] = f"bytes {claimed}-{end}/{size}"
                 length = end - start + 1
             else:
                 length = size
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(length))
+            if fault is not None and fault.kind == "overlong":
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(length))
             self.end_headers()
             if self.command == "HEAD":
                 return
@@ -447,9 +472,9 @@ def _make_handler(sim: HubSim):
             fault = self._pending_fault
             src = repo.files[filename]
             sent = 0
-            chunk = 1 << 20
-            handle = open(src, "rb") if isinstance(src, Path) else None
             rate = sim.rate_bytes_per_s
+            chunk = 1 << 20 if not rate else max(16 << 10, min(1 << 20, int(rate / 20)))
+            handle = open(src, "rb") if isinstance(src, Path) else None
             started = time.monotonic()
             with sim.lock:
                 sim.streaming += 1
@@ -459,11 +484,14 @@ def _make_handler(sim: HubSim):
                     handle.seek(start)
                 while sent < length:
                     n = min(chunk, length - sent)
-                    if fault is not None and sent + n > fault.after_bytes >= sent:
+                    cut = fault is not None and fault.kind in ("drop", "stall")
+                    if cut and sent + n > fault.after_bytes >= sent:
                         n = fault.after_bytes - sent
                         if n > 0:
                             self.wfile.write(self._read(handle, src, start + sent, n))
                             sent += n
+                            with sim.lock:
+                                sim.served += n
                         self.wfile.flush()
                         if fault.kind == "stall":
                             time.sleep(fault.seconds)
@@ -473,12 +501,20 @@ def _make_handler(sim: HubSim):
                         except OSError:
                             pass
                         return
-                    self.wfile.write(self._read(handle, src, start + sent, n))
-                    sent += n
-                    if rate:
-                        ahead = sent / rate - (time.monotonic() - started)
+                    if rate:  # the chunk leaves when the link would have carried it
+                        ahead = (sent + n) / rate - (time.monotonic() - started)
                         if ahead > 0:
                             time.sleep(ahead)
+                    data = self._read(handle, src, start + sent, n)
+                    if fault is not None and fault.kind == "garble":
+                        data = data[::-1]
+                    self.wfile.write(data)
+                    sent += n
+                    with sim.lock:
+                        sim.served += n
+                if fault is not None and fault.kind == "overlong":
+                    while True:  # until the client hangs up
+                        self.wfile.write(b"\x00" * (64 << 10))
             finally:
                 with sim.lock:
                     sim.streaming -= 1

@@ -11,8 +11,10 @@ from pathlib import Path
 from ..config import RepoSpec
 from ..errors import RuntimeFailure
 from . import names as names_mod
-from .fetch import fetch
+from .fetch import Cancelled, RangesUnreliable, Transfer, fetch
+from .lock import Interrupted, held
 from .manifest import Manifest, ManifestFile, hash_file
+from .parts import lock_path
 from .remote import RemoteFile
 from .remote import Run as Downloader
 
@@ -59,13 +61,41 @@ def fetch_one(
     d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
 ) -> ManifestFile:
     """Download one file (resuming), check it, move it into place; a corrupt copy is fetched
-    again within the retry budget. Runs in a worker thread."""
+    again within the retry budget (on one connection after a ranged copy failed). Holds the
+    file's lock throughout, so another run into the same folder waits (lock.py) and then finds
+    the file in place. Runs in a worker thread."""
+    where = f"{spec.repo_id}: {f.path}"
+    try:
+        with held(
+            lock_path(local_dir, f.path),
+            where,
+            deadline=d.deadline,
+            stop=d.stop,
+            waiting=d.console.warn,
+        ):
+            if not d.cfg.use_xet and (done := unchanged(d, spec, f, local_dir, None)) is not None:
+                fetched(d, spec, f.path, done.size)  # the other run finished it meanwhile
+                return done
+            while not d.slots.acquire(timeout=0.2):  # this file's own connection
+                if d.stop.is_set():
+                    raise Cancelled(where)
+            try:
+                return _fetch_checked(d, spec, repo_type, commit, f, local_dir)
+            finally:
+                d.slots.release()
+    except Interrupted as exc:
+        raise Cancelled(str(exc)) from None
+
+
+def _fetch_checked(
+    d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
+) -> ManifestFile:
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers, get_session
 
-    final = names_mod.target(local_dir, spec.repo_id, f.path)
     where = d.where(spec, repo_type)
     progress = d.progress.file(spec.repo_id, f.path, f.size) if d.progress else None
+    connections = d.cfg.max_connections_per_file
     try:
         for _attempt in range(d.cfg.retries + 1):
             if d.cfg.use_xet:
@@ -78,41 +108,55 @@ def fetch_one(
                     return ManifestFile(path=f.path, size=final.stat().st_size, sha256=sha256)
                 final.unlink(missing_ok=True)
             else:
-                url = hf_hub_url(spec.repo_id, f.path, repo_type=repo_type, revision=commit)
-                headers = build_hf_headers(token=d.token)
-
-                def call(timeout: float, url=url, headers=headers):
-                    return fetch(
-                        session=get_session(),
-                        url=url,
-                        headers=headers,
-                        local_dir=local_dir,
-                        name=f.path,
-                        size=f.size,
-                        git_sha1=bool(f.blob_id),
-                        deadline=d.deadline,
-                        timeout_s=d.cfg.timeout_s,
-                        stop=d.stop,
-                        on_bytes=progress.add if progress else (lambda n: None),
-                        active=d.active,
-                    )
-
-                part, sha256, git_sha1 = d.retrying(
-                    f"downloading {spec.repo_id}/{f.path}", call, where
+                transfer = Transfer(
+                    session=None,
+                    url=hf_hub_url(spec.repo_id, f.path, repo_type=repo_type, revision=commit),
+                    headers=build_hf_headers(token=d.token),
+                    local_dir=local_dir,
+                    name=f.path,
+                    size=f.size,
+                    git_sha1=bool(f.blob_id),
+                    deadline=d.deadline,
+                    timeout_s=d.cfg.timeout_s,
+                    stop=d.stop,
+                    on_bytes=progress.add if progress else (lambda n: None),
+                    active=d.active,
+                    connections=connections,
+                    part_bytes=d.cfg.part_bytes(),
+                    slots=d.slots,
+                    retrying=lambda what, fn: d.retrying(what, fn, where),
                 )
-                size = part.stat().st_size
-                problem = matches(f, size, sha256, git_sha1)
-                if problem is None:
-                    # Checked again right before the rename: a symlinked folder may have
-                    # appeared meanwhile.
-                    final = names_mod.target(local_dir, spec.repo_id, f.path)
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    final = names_mod.target(local_dir, spec.repo_id, f.path)
-                    os.replace(part, final)
-                    fetched(d, spec, f.path, size)
-                    return ManifestFile(path=f.path, size=size, sha256=sha256)
-                part.unlink(missing_ok=True)
-            d.console.warn(f"{spec.repo_id}: {problem}; fetching it again")
+
+                def call(timeout: float, transfer=transfer):
+                    transfer.session = get_session()
+                    return fetch(transfer)
+
+                try:
+                    part, sha256, git_sha1 = d.retrying(
+                        f"downloading {spec.repo_id}/{f.path}", call, where
+                    )
+                except RangesUnreliable as exc:
+                    if connections == 1:
+                        raise
+                    problem, connections = str(exc), 1
+                else:
+                    size = part.stat().st_size
+                    problem = matches(f, size, sha256, git_sha1)
+                    if problem is None:
+                        # Checked again right before the rename: a symlinked folder may have
+                        # appeared meanwhile.
+                        final = names_mod.target(local_dir, spec.repo_id, f.path)
+                        final.parent.mkdir(parents=True, exist_ok=True)
+                        final = names_mod.target(local_dir, spec.repo_id, f.path)
+                        os.replace(part, final)
+                        fetched(d, spec, f.path, size)
+                        return ManifestFile(path=f.path, size=size, sha256=sha256)
+                    part.unlink(missing_ok=True)
+                    if connections > 1 and size > d.cfg.part_bytes():
+                        connections = 1  # the ranges may be what is wrong: one connection next
+                        problem += " (fetched in ranges)"
+            how = " on one connection" if connections != d.cfg.max_connections_per_file else ""
+            d.console.warn(f"{spec.repo_id}: {problem}; fetching it again{how}")
             d.deadline.check(f"re-downloading {f.path}")
         raise RuntimeFailure(
             f"{spec.repo_id}: {f.path} failed its integrity check {d.cfg.retries + 1} times; the server sends a corrupt file"

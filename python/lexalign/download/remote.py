@@ -32,6 +32,7 @@ class Run(Protocol):
     deadline: Deadline
     stop: threading.Event
     active: set
+    slots: threading.Semaphore  # connections beyond one per file, out of max_workers
     progress: Any
 
     def retrying(self, what: str, fn: Callable[[float], Any], where: Where) -> Any: ...
