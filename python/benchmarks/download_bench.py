@@ -1,6 +1,8 @@
 """Download throughput: the LexAlign CLI vs curl on the same file from the local Hub imitation.
 
-Prints one JSON object: {"size_mb", "cli_mb_s": [...], "curl_mb_s": [...], "help_s": [...]}.
+Prints one JSON object: {"size_mb", "cli_mb_s": [...], "curl_mb_s": [...], "help_s": [...],
+"fixed_s": [...]} — fixed_s: the same CLI run on a one-file repo of 2 KB (start-up, config, API
+call, manifest), the part of each run that does not depend on the size.
 Run in the dev container: `cargo xtask run -- python benchmarks/download_bench.py`.
 """
 
@@ -46,12 +48,14 @@ def main() -> None:
             sim.rate_bytes_per_s = args.rate_mb_s * 1e6
         repo = sim.add_repo("bench/big", {"model.safetensors": blob})
         sim.hashes(repo, "model.safetensors")  # hash once, outside the timings
+        tiny = sim.add_repo("bench/tiny", {"model.safetensors": os.urandom(2048)})
+        sim.hashes(tiny, "model.safetensors")
         url = sim.start()
         commit = repo.revisions["main"]
         size = blob.stat().st_size
         env = dict(os.environ, HF_ENDPOINT=url, HF_HUB_DISABLE_TELEMETRY="1")
         env.pop("HF_TOKEN", None)
-        cli, curl, helps = [], [], []
+        cli, curl, helps, fixed = [], [], [], []
         for i in range(args.runs):
             run_dir = work / f"run{i}"
             run_dir.mkdir()
@@ -88,10 +92,28 @@ def main() -> None:
                 check=True,
             )
             helps.append(time.perf_counter() - t)
+            (run_dir / "t.yaml").write_text("models:\n  - repo_id: bench/tiny\n")
+            t = time.perf_counter()
+            subprocess.run(
+                [sys.executable, str(PROJECT / "download.py"), "--config", "t.yaml", "-q"],
+                cwd=run_dir,
+                env=env,
+                capture_output=True,
+                check=True,
+            )
+            fixed.append(time.perf_counter() - t)
             shutil.rmtree(run_dir)
         sim.stop()
         print(
-            json.dumps({"size_mb": size / 1e6, "cli_mb_s": cli, "curl_mb_s": curl, "help_s": helps})
+            json.dumps(
+                {
+                    "size_mb": size / 1e6,
+                    "cli_mb_s": cli,
+                    "curl_mb_s": curl,
+                    "help_s": helps,
+                    "fixed_s": fixed,
+                }
+            )
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

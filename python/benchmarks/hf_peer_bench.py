@@ -1,9 +1,11 @@
 """Download speed against huggingface_hub's own CLI (`hf download`, 8 workers) on the same
 throttled Hub imitation — every connection limited to --rate-mb-s, as a CDN connection is:
 
-- sharded: a repo of --shards files of --shard-mb each (a sharded model);
-- large: one file of --large-mb (ranged parallel download is not done: both use one
-  connection per file).
+- sharded: a repo of --shards files of --shard-mb each (a sharded model), connections at
+  --rate-mb-s;
+- large: one file of --large-mb, connections at --large-rate-mb-s: the CLI fetches it as
+  ranged parts on up to `max_connections_per_file` (default 8) connections, `hf download` (Xet
+  off) on one.
 
 Prints one JSON object: {"sharded_cli_s", "sharded_hf_s", "large_cli_s", "large_hf_s", ...}
 (seconds per run, each run into a fresh folder). Run in the dev container:
@@ -49,15 +51,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--shard-mb", type=int, default=25)
-    ap.add_argument("--large-mb", type=int, default=100)
+    ap.add_argument("--large-mb", type=int, default=200)
     ap.add_argument("--rate-mb-s", type=float, default=25)
+    ap.add_argument("--large-rate-mb-s", type=float, default=10)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lexalign-hf-peer-"))
     hf = shutil.which("hf") or str(Path(sys.executable).with_name("hf"))
     try:
         sim = HubSim()
-        sim.rate_bytes_per_s = args.rate_mb_s * 1e6
+        rates = {"sharded": args.rate_mb_s * 1e6, "large": args.large_rate_mb_s * 1e6}
         shards = {
             f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors": blob(
                 work / "serve" / "sharded" / f"{i}.bin", args.shard_mb
@@ -75,10 +78,13 @@ def main() -> None:
             for name in repo.files:
                 sim.hashes(repo, name)  # hash once, outside the timings
         url = sim.start()
-        env = dict(os.environ, HF_ENDPOINT=url, HF_HUB_DISABLE_TELEMETRY="1")
+        env = dict(
+            os.environ, HF_ENDPOINT=url, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1"
+        )
         env.pop("HF_TOKEN", None)
         out: dict[str, list[float]] = {}
         for kind, repo in repos.items():
+            sim.rate_bytes_per_s = rates[kind]
             for i in range(args.runs):
                 run = work / f"{kind}{i}"
                 run.mkdir()
@@ -116,6 +122,7 @@ def main() -> None:
                     "shard_mb": args.shard_mb,
                     "large_mb": args.large_mb,
                     "rate_mb_s": args.rate_mb_s,
+                    "large_rate_mb_s": args.large_rate_mb_s,
                     **out,
                 }
             )

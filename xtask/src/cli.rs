@@ -78,6 +78,19 @@ pub enum Task {
     Pull(PullArgs),
     /// Rehearse multi-node training on this machine: N containers, torchrun with c10d on 127.0.0.1.
     Multinode(MultinodeArgs),
+    /// Write a CycloneDX 1.6 JSON SBOM of the image (--image): Python packages, Debian packages.
+    Sbom(SbomArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SbomArgs {
+    /// Where to write it [default: target/sbom/<image>.cdx.json].
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// CA bundle for installing the SBOM tools from PyPI on first use (default: $SSL_CERT_FILE,
+    /// $PIP_CERT, $REQUESTS_CA_BUNDLE).
+    #[arg(long, value_name = "PEM")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

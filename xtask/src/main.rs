@@ -70,5 +70,6 @@ fn dispatch(ctx: &ctx::Ctx, task: Task) -> error::Result<()> {
         Task::Push(a) => push::run(ctx, &a),
         Task::Pull(a) => pull::run(ctx, &a),
         Task::Multinode(a) => multinode::run(ctx, &a),
+        Task::Sbom(a) => sbom::run(ctx, &a),
     }
 }

@@ -49,6 +49,9 @@ pub const BASE_DOCKERFILE: &str = "docker/base/Dockerfile";
 pub const COMPOSE_FILE: &str = "docker/compose.yaml";
 pub const LOCKFILE: &str = "python/pylock.toml";
 pub const PYPROJECT: &str = "python/pyproject.toml";
+/// `sbom`: the script run in a container of the image, and the pinned tools it runs with.
+pub const SBOM_SCRIPT: &str = "docker/sbom.py";
+pub const SBOM_TOOLS: &str = "docker/sbom-tools.txt";
 
 // --- the image ---------------------------------------------------------------------------------
 /// uv, the same version in the Dockerfile (`ARG UV_VERSION`) and in `lock`.

@@ -16,5 +16,6 @@ pub mod pull;
 pub mod push;
 pub mod pytest;
 pub mod run;
+pub mod sbom;
 pub mod shell;
 pub mod smoke;
