@@ -36,6 +36,7 @@ __all__ = ["Cancelled", "TooLarge", "BodyEnded", "RangesUnreliable", "fetch", "a
 __all__ += ["partial_path", "Transfer"]
 
 BUFFER = 4 << 20
+SPLIT_WORTH_S = 1.0  # split a part only when it would take this long at its current rate
 SAVE_EVERY = 64 << 20  # record the parts' progress after this many new bytes
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -157,23 +158,36 @@ class _StartOver(BaseException):
 
 
 def _ranged(t: Transfer, partial: Partial, follower: Follower, todo: list[Part]) -> None:
-    """The parts of one file on up to `t.connections` connections: this thread probes with the
-    first part (a 200 answer collapses to one connection), then helpers join, each holding one
-    of the run's connection slots per part."""
+    """The parts of one file on up to `t.connections` connections. This thread (the file's own
+    connection) starts with the first part left; once the server has answered it with the
+    range asked for, helper threads join, each holding one of the run's connection slots while
+    it reads: a part left from an earlier run, else the second half of the part with the most
+    bytes left when that part would still take SPLIT_WORTH_S at its rate (parts.Partial.split).
+    So a fast link stays on one connection, and a file gets more connections only while the
+    run has free ones (a sharded repo's files each keep their one)."""
     queue = list(todo)
     qlock = threading.Lock()
     halt = threading.Event()
+    ranges_ok = threading.Event()
     errors: list[BaseException] = []
 
     def take() -> Part | None:
         with qlock:
-            return queue.pop(0) if queue and not halt.is_set() else None
+            if queue:
+                return queue.pop(0)
+        return partial.split(t.part_bytes, SPLIT_WORTH_S)
+
+    def work_to_do() -> bool:
+        with qlock:
+            if queue:
+                return True
+        return partial.split(t.part_bytes, SPLIT_WORTH_S, take=False) is not None
 
     def attempt(part: Part, probe: bool = False) -> None:
         """One part, retried on its own after a transient error (the others go on)."""
 
         def once(_timeout: float) -> None:
-            _part(t, partial, follower, part, single=False, halt=halt, probe=probe)
+            _part(t, partial, follower, part, single=False, halt=halt, probe=probe, ok=ranges_ok)
 
         what = f"downloading {t.name} (bytes {part.pos}-{part.end - 1})"
         if t.retrying is None:
@@ -191,18 +205,22 @@ def _ranged(t: Transfer, partial: Partial, follower: Follower, todo: list[Part])
             if partial.save_due(SAVE_EVERY) or part.left == 0:
                 partial.save()
 
+    def more() -> bool:
+        return not halt.is_set() and not partial.complete()
+
     def helper() -> None:
-        while not halt.is_set():
-            with qlock:
-                if not queue:
-                    return
+        while more() and not ranges_ok.wait(0.1):
+            pass
+        while more():
+            if not work_to_do():
+                halt.wait(0.1)
+                continue
             if t.slots is not None and not t.slots.acquire(timeout=0.1):
                 continue
             try:
                 part = take()
-                if part is None:
-                    return
-                work(part)
+                if part is not None:
+                    work(part)
             finally:
                 if t.slots is not None:
                     t.slots.release()
@@ -210,20 +228,28 @@ def _ranged(t: Transfer, partial: Partial, follower: Follower, todo: list[Part])
     first = take()
     assert first is not None
     partial.save()  # the record exists before any byte lands at an offset
-    try:
-        attempt(first, probe=True)
-    finally:
-        partial.save()
     helpers = [
         threading.Thread(target=helper, daemon=True, name=f"lexalign-part-{i}")
-        for i in range(min(t.connections - 1, len(queue)))
+        for i in range(t.connections - 1)
     ]
     for h in helpers:
         h.start()
     try:
-        while (part := take()) is not None:
+        try:
+            attempt(first, probe=True)
+        finally:
+            partial.save()
+        while more():
+            part = take()
+            if part is None:
+                halt.wait(0.1)  # the helpers read the rest; one may fail, or a split come due
+                continue
             work(part)
+    except BaseException:
+        halt.set()
+        raise
     finally:
+        halt.set()  # every helper stops: the file is in, or something failed
         for h in helpers:
             h.join()
         partial.save()
@@ -240,11 +266,13 @@ def _part(
     single: bool,
     halt: threading.Event | None = None,
     probe: bool = False,
+    ok: threading.Event | None = None,
 ) -> None:
     """Request what is left of `part` and write it; again while the server answers a range with
-    fewer bytes than asked (allowed), but never after an answer that brought nothing."""
+    fewer bytes than asked (allowed), but never after an answer that brought nothing. `ok` is
+    set once the server answered a range as asked."""
     while part.end < 0 or part.left > 0:
-        if halt is not None and halt.is_set():
+        if halt is not None and halt.is_set() and not partial.complete():
             return  # another part failed; this one keeps what it has
         before = part.done
         left = t.deadline.check(f"downloading {t.name}")
@@ -259,6 +287,7 @@ def _part(
         if t.active is not None:
             t.active.add(resp)
         handed = False
+        partial.reading(part, True)
         try:
             if resp.status_code == 416 and "Range" in req:
                 raise _StartOver()
@@ -275,10 +304,15 @@ def _part(
                 )
             if "Range" in req:
                 bound = _check_range(t, part, resp)
+                if ok is not None:
+                    ok.set()
             _read(t, partial, follower, part, resp, bound, single=single, halt=halt)
         finally:
+            partial.reading(part, False)
             if not handed:
                 _closed(t, resp)
+        if part.end >= 0 and part.left <= 0:
+            return
         if halt is not None and halt.is_set():
             return
         if part.done == before:
@@ -389,11 +423,14 @@ def _read(
                 )
                 + "; stopped reading and removed the partial file (a broken mirror? check HF_ENDPOINT)"
             )
+        before = part.done
         follower.advance(partial.write(part, view[:n]))
         got += n
-        t.on_bytes(n)
+        t.on_bytes(part.done - before)
         if partial.save_due(SAVE_EVERY):
             partial.save()
+        if part.end >= 0 and part.left <= 0 and not single:
+            return  # the part is in (a split may have moved its end before the body's)
     if bound is not None and got < bound:
         raise BodyEnded(f"{t.name}: the body ended after {partial.have()} of {t.size} bytes")
 

@@ -1,11 +1,14 @@
 """The partial file of one download and the byte ranges ("parts") it is made of.
 
 A file fetched on one connection is one part, written in order: the partial file's length is
-the progress (a plain prefix, resumable with `Range: bytes=N-`). A file fetched as several
-ranged requests has its parts written at their offsets into the same partial file (no second
-copy); their progress is kept next to it in `<key>.parts.json` (written with temp + rename,
-always behind the bytes on disk), so after a drop or a Ctrl-C every part resumes at its exact
-byte. A partial file whose state file is gone or does not fit is not trusted: it starts over.
+the progress (a plain prefix, resumable with `Range: bytes=N-`). A file that may be fetched on
+several connections ("ranged": larger than a part, more than one connection allowed) starts as
+one part too, and is split while it downloads (`split`): a connection that becomes free takes
+the second half of the part with the most bytes left, when that part would take long enough to
+be worth it. Parts are written at their offsets into the same partial file (no second copy);
+their progress is kept next to it in `<key>.parts.json` (written with temp + rename, always
+behind the bytes on disk), so after a drop or a Ctrl-C every part resumes at its exact byte.
+A partial file whose state file is gone or does not fit is not trusted: it starts over.
 """
 
 from __future__ import annotations
@@ -46,8 +49,12 @@ def state_path(partial: Path) -> Path:
 @dataclass
 class Part:
     start: int
-    end: int  # exclusive
+    end: int  # exclusive; moves down when the part is split
     done: int = 0  # bytes written from `start`
+    active: bool = False  # a connection is reading it
+    since: float = 0.0  # when its current request started (monotonic)
+    got: int = 0  # bytes of the current request
+    inflight: int = 0  # bytes being written past `pos` right now (a split stays behind them)
 
     @property
     def pos(self) -> int:
@@ -56,11 +63,6 @@ class Part:
     @property
     def left(self) -> int:
         return self.end - self.pos
-
-
-def split(size: int, part_bytes: int) -> list[Part]:
-    """[0, size) cut into parts of `part_bytes` (the last one shorter)."""
-    return [Part(s, min(s + part_bytes, size)) for s in range(0, size, part_bytes)] or [Part(0, 0)]
 
 
 class Partial:
@@ -98,7 +100,7 @@ class Partial:
             path.unlink()
         if have == 0 and size is not None and connections > 1 and size > part_bytes:
             path.unlink(missing_ok=True)
-            return cls(path, size, split(size, part_bytes), ranged=True)
+            return cls(path, size, [Part(0, size)], ranged=True)
         end = size if size is not None else -1
         return cls(path, size, [Part(0, end, have)], ranged=False)
 
@@ -130,20 +132,75 @@ class Partial:
         return self.parts[-1].end if self.parts else 0
 
     def write(self, part: Part, data: memoryview) -> int:
-        """Write `data` at the part's position; the new watermark."""
+        """Write what of `data` still belongs to the part (a split may have moved its end
+        below what the connection has already received) at the part's position; the new
+        watermark."""
         assert self.fd is not None
-        n = len(data)
+        with self.lock:
+            pos = part.pos
+            n = len(data) if part.end < 0 else max(0, min(len(data), part.end - pos))
+            part.inflight = n
         written = 0
-        while written < n:
-            written += os.pwrite(self.fd, data[written:], part.pos + written)
+        try:
+            while written < n:
+                written += os.pwrite(self.fd, data[written:n], pos + written)
+        finally:
+            with self.lock:
+                part.inflight = 0
         with self.lock:
             part.done += n
+            part.got += n
             self._since_save += n
             return self._watermark()
+
+    def reading(self, part: Part, on: bool) -> None:
+        """A connection starts (or stops) reading `part`: its rate is measured from now."""
+        import time
+
+        with self.lock:
+            part.active, part.since, part.got = on, time.monotonic(), 0
+
+    def split(self, min_bytes: int, worth_s: float, take: bool = True) -> Part | None:
+        """A new part made of the second half of the active part with the most bytes left, if
+        that part has at least 2 × `min_bytes` left and would take `worth_s` or more at its
+        current rate; its reader stops at the new boundary (behind the bytes it is writing
+        right now). `take=False`: only say whether there is one (the part it would split)."""
+        import time
+
+        now = time.monotonic()
+        with self.lock:
+            best = None
+            for i, p in enumerate(self.parts):
+                left = p.left
+                if not p.active or p.end < 0 or left < 2 * min_bytes:
+                    continue
+                elapsed = now - p.since
+                if elapsed < 0.2 or p.got == 0:
+                    continue  # no rate yet
+                if left / (p.got / elapsed) < worth_s:
+                    continue
+                if best is None or left > self.parts[best].left:
+                    best = i
+            if best is None:
+                return None
+            old = self.parts[best]
+            cut = max(old.pos + old.left // 2, old.pos + old.inflight)
+            if old.end - cut < min_bytes:
+                return None
+            if not take:
+                return old
+            new = Part(cut, old.end)
+            old.end = cut
+            self.parts.insert(best + 1, new)
+            return new
 
     def save_due(self, every: int) -> bool:
         with self.lock:
             return self.ranged and self._since_save >= every
+
+    def complete(self) -> bool:
+        with self.lock:
+            return all(p.end >= 0 and p.left <= 0 for p in self.parts)
 
     def save(self) -> None:
         """Record every part's progress (ranged files only; behind the bytes on disk)."""
