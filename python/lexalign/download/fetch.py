@@ -37,6 +37,7 @@ __all__ += ["partial_path", "Transfer"]
 
 BUFFER = 4 << 20
 SPLIT_WORTH_S = 1.0  # split a part only when it would take this long at its current rate
+TICK_S = 0.25  # how often a reader looks for work for another connection
 SAVE_EVERY = 64 << 20  # record the parts' progress after this many new bytes
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -159,26 +160,28 @@ class _StartOver(BaseException):
 
 def _ranged(t: Transfer, partial: Partial, follower: Follower, todo: list[Part]) -> None:
     """The parts of one file on up to `t.connections` connections. This thread (the file's own
-    connection) starts with the first part left; once the server has answered it with the
-    range asked for, helper threads join, each holding one of the run's connection slots while
-    it reads: a part left from an earlier run, else the second half of the part with the most
-    bytes left when that part would still take SPLIT_WORTH_S at its rate (parts.Partial.split).
-    So a fast link stays on one connection, and a file gets more connections only while the
-    run has free ones (a sharded repo's files each keep their one)."""
+    connection) starts with the first part left. Once the server has answered it with the
+    range asked for, every reader looks every TICK_S for more to do — a part left from an
+    earlier run, else the second half of the part with the most bytes left when that part
+    would still take SPLIT_WORTH_S at its rate (parts.Partial.split) — and when there is, and
+    the run has a free connection slot, starts a helper thread holding that slot. So a fast
+    link stays on one connection, a file gets more only while the run has free ones (a sharded
+    repo's files keep one each), and nothing polls while nothing can be gained."""
     queue = list(todo)
-    qlock = threading.Lock()
+    lock = threading.Lock()
     halt = threading.Event()
     ranges_ok = threading.Event()
     errors: list[BaseException] = []
+    helpers: list[threading.Thread] = []
 
     def take() -> Part | None:
-        with qlock:
+        with lock:
             if queue:
                 return queue.pop(0)
         return partial.split(t.part_bytes, SPLIT_WORTH_S)
 
     def work_to_do() -> bool:
-        with qlock:
+        with lock:
             if queue:
                 return True
         return partial.split(t.part_bytes, SPLIT_WORTH_S, take=False) is not None
@@ -187,7 +190,10 @@ def _ranged(t: Transfer, partial: Partial, follower: Follower, todo: list[Part])
         """One part, retried on its own after a transient error (the others go on)."""
 
         def once(_timeout: float) -> None:
-            _part(t, partial, follower, part, single=False, halt=halt, probe=probe, ok=ranges_ok)
+            _part(
+                t, partial, follower, part, single=False, halt=halt, probe=probe, ok=ranges_ok,
+                tick=grow,
+            )  # fmt: skip
 
         what = f"downloading {t.name} (bytes {part.pos}-{part.end - 1})"
         if t.retrying is None:
@@ -205,52 +211,48 @@ def _ranged(t: Transfer, partial: Partial, follower: Follower, todo: list[Part])
             if partial.save_due(SAVE_EVERY) or part.left == 0:
                 partial.save()
 
-    def more() -> bool:
-        return not halt.is_set() and not partial.complete()
-
     def helper() -> None:
-        while more() and not ranges_ok.wait(0.1):
-            pass
-        while more():
-            if not work_to_do():
-                halt.wait(0.1)
-                continue
-            if t.slots is not None and not t.slots.acquire(timeout=0.1):
-                continue
-            try:
-                part = take()
-                if part is not None:
-                    work(part)
-            finally:
-                if t.slots is not None:
-                    t.slots.release()
+        try:
+            while not halt.is_set() and (part := take()) is not None:
+                work(part)
+        finally:
+            if t.slots is not None:
+                t.slots.release()
+
+    def grow() -> None:
+        """Start a helper if there is work for one and a free slot (never waits)."""
+        if halt.is_set() or not ranges_ok.is_set() or not work_to_do():
+            return
+        with lock:
+            if sum(h.is_alive() for h in helpers) >= t.connections - 1:
+                return
+            if t.slots is not None and not t.slots.acquire(blocking=False):
+                return
+            h = threading.Thread(target=helper, daemon=True, name="lexalign-part")
+            helpers.append(h)
+        h.start()
 
     first = take()
     assert first is not None
     partial.save()  # the record exists before any byte lands at an offset
-    helpers = [
-        threading.Thread(target=helper, daemon=True, name=f"lexalign-part-{i}")
-        for i in range(t.connections - 1)
-    ]
-    for h in helpers:
-        h.start()
     try:
         try:
             attempt(first, probe=True)
         finally:
             partial.save()
-        while more():
+        while not halt.is_set() and not partial.complete():
             part = take()
-            if part is None:
-                halt.wait(0.1)  # the helpers read the rest; one may fail, or a split come due
+            if part is not None:
+                work(part)
                 continue
-            work(part)
+            grow()
+            halt.wait(TICK_S)  # the helpers read the rest; a split may come due
     except BaseException:
         halt.set()
         raise
     finally:
         halt.set()  # every helper stops: the file is in, or something failed
-        for h in helpers:
+        for h in list(helpers):
             h.join()
         partial.save()
     if errors:
@@ -267,6 +269,7 @@ def _part(
     halt: threading.Event | None = None,
     probe: bool = False,
     ok: threading.Event | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> None:
     """Request what is left of `part` and write it; again while the server answers a range with
     fewer bytes than asked (allowed), but never after an answer that brought nothing. `ok` is
@@ -306,7 +309,7 @@ def _part(
                 bound = _check_range(t, part, resp)
                 if ok is not None:
                     ok.set()
-            _read(t, partial, follower, part, resp, bound, single=single, halt=halt)
+            _read(t, partial, follower, part, resp, bound, single=single, halt=halt, tick=tick)
         finally:
             partial.reading(part, False)
             if not handed:
@@ -392,13 +395,18 @@ def _read(
     *,
     single: bool,
     halt: threading.Event | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> None:
     """Write the body at the part's position: at most `bound` bytes (one more is an error);
-    a body that ends before its length is BodyEnded (transient: the retry resumes)."""
+    a body that ends before its length is BodyEnded (transient: the retry resumes). `tick`
+    runs about every TICK_S while bytes arrive."""
+    import time
+
     body = _Body(resp)
     buf = bytearray(BUFFER)
     view = memoryview(buf)
     got = 0
+    next_tick = time.monotonic() + TICK_S
     while True:
         if t.stop.is_set():
             raise Cancelled(t.name)
@@ -429,6 +437,9 @@ def _read(
         t.on_bytes(part.done - before)
         if partial.save_due(SAVE_EVERY):
             partial.save()
+        if tick is not None and time.monotonic() >= next_tick:
+            next_tick = time.monotonic() + TICK_S
+            tick()
         if part.end >= 0 and part.left <= 0 and not single:
             return  # the part is in (a split may have moved its end before the body's)
     if bound is not None and got < bound:

@@ -82,10 +82,17 @@ pub fn download(b: &Bench) -> Result<Vec<Row>> {
                 row.peer = numbers(&v, "curl_mb_s");
                 let help = median(&numbers(&v, "help_s"));
                 let fixed = median(&numbers(&v, "fixed_s"));
+                let size = v["size_mb"].as_f64().unwrap_or(0.0);
+                // what the bytes cost once the fixed part is paid
+                let transfer = match (row.median(), fixed) {
+                    (Some(r), Some(f)) if r > 0.0 && size / r > f => Some(size / (size / r - f)),
+                    _ => None,
+                };
                 row.note = format!(
-                    "200 MB from the local Hub imitation{}; the whole CLI run (start-up, API call, transfer, sha256); of it {} s fixed (the same run for a 2 KB repo); download.py --help {} s",
+                    "200 MB from the local Hub imitation{}; the whole CLI run (start-up, API call, transfer, sha256); of it {} s fixed (the same run for a 2 KB repo), the rest at {} MB/s; download.py --help {} s",
                     if rate == "0" { "" } else { " throttled to 100 MB/s" },
                     fmt(fixed),
+                    fmt(transfer),
                     fmt(help)
                 );
             }
