@@ -85,9 +85,8 @@ class Downloader:
 
             constants.HF_HUB_DOWNLOAD_TIMEOUT = cfg.timeout_s
         self.active: set = set()  # responses being read, to unblock on Ctrl-C
-        # Every connection of the run, a file's first one and its extra ranged ones, comes out
-        # of max_workers: a file worker holds one for its whole file (orchestrate's pool has
-        # max_workers threads), an extra connection takes a free one for one part at a time.
+        # Every connection comes out of max_workers: a file holds one for the whole file, an
+        # extra ranged connection (ranged.py) a free one while it reads.
         self.slots = threading.Semaphore(cfg.max_workers)
         self.progress: RunProgress | None = None
         single_attempt()
