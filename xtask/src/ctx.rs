@@ -183,6 +183,23 @@ impl Ctx {
     }
 
     /// One label of an image ("" when unset; None when the image is missing).
+    /// Every label of an image (none when it is missing).
+    pub fn image_labels(&self, reference: &str) -> std::collections::BTreeMap<String, String> {
+        let Ok(e) = self.engine() else {
+            return Default::default();
+        };
+        self.capture(cmd::image_inspect(
+            e,
+            &self.sh,
+            "{{json .Config.Labels}}",
+            reference,
+        ))
+        .ok()
+        .and_then(|c| c.answer())
+        .map(|j| crate::oci::parse(&j))
+        .unwrap_or_default()
+    }
+
     pub fn image_label(&self, reference: &str, key: &str) -> Option<String> {
         let e = self.engine().ok()?;
         let out = self

@@ -17,6 +17,7 @@ mod exec;
 mod git;
 mod lockfile;
 mod marker;
+mod oci;
 mod pinning;
 mod platform;
 mod policy;

@@ -87,14 +87,36 @@ pub fn lock_tag(lock_sha256: &str) -> String {
     format!("lock-{}", &lock_sha256[..12.min(lock_sha256.len())])
 }
 
-/// The tags a push gives: lock, git revision (only for a clean tree), latest.
-pub fn tags(lock_sha256: &str, revision: Option<&str>) -> Vec<String> {
+/// The tags a push gives: lock, git revision (only for a clean tree), the versions of release
+/// tags on that revision, latest.
+pub fn tags(lock_sha256: &str, revision: Option<&str>, versions: &[String]) -> Vec<String> {
     let mut t = vec![lock_tag(lock_sha256)];
     if let Some(r) = revision {
         t.push(r.to_string());
     }
+    t.extend(versions.iter().cloned());
     t.push("latest".into());
     t
+}
+
+/// The versions of the release tags (`vMAJOR.MINOR.PATCH[-pre]`) among git tag names, one a
+/// line (`git tag --points-at HEAD`), without the `v`: the image tags of a tag push.
+pub fn release_versions(git_tags: &str) -> Vec<String> {
+    git_tags
+        .lines()
+        .filter_map(|t| t.trim().strip_prefix('v'))
+        .filter(|v| {
+            let core = v.split_once('-').map_or(*v, |(c, _)| c);
+            let nums: Vec<&str> = core.split('.').collect();
+            nums.len() == 3
+                && nums
+                    .iter()
+                    .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+        })
+        .map(String::from)
+        .collect()
 }
 
 /// `<tag>-<arch>`: one platform's image under a manifest list.
@@ -245,10 +267,14 @@ mod tests {
     fn tags_and_digests() {
         let sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         assert_eq!(lock_tag(sha), "lock-0123456789ab");
-        assert_eq!(tags(sha, None), ["lock-0123456789ab", "latest"]);
+        assert_eq!(tags(sha, None, &[]), ["lock-0123456789ab", "latest"]);
         assert_eq!(
-            tags(sha, Some("deadbeef")),
-            ["lock-0123456789ab", "deadbeef", "latest"]
+            tags(sha, Some("deadbeef"), &["1.2.0".into()]),
+            ["lock-0123456789ab", "deadbeef", "1.2.0", "latest"]
+        );
+        assert_eq!(
+            release_versions("v1.2.0\nnightly\nv2\nv1.3.0-rc.1\nv1.x.0\nv1.2.3;rm\n"),
+            ["1.2.0", "1.3.0-rc.1"]
         );
         assert_eq!(arch_tag("latest", Arch::Arm64), "latest-arm64");
         let out =

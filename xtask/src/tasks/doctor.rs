@@ -1,5 +1,6 @@
 //! `cargo xtask doctor`: a preflight table with a one-line fix per failing row. Exit 1 when a
-//! required row fails. The HF_TOKEN value is never printed.
+//! required row fails. The HF_TOKEN value is never printed. Over 400 lines: one table of
+//! independent checks, each a few lines, read best in the order they are printed.
 
 use crate::ctx::Ctx;
 use crate::engine::{cmd, Emulation, Engine};
@@ -218,6 +219,32 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         ),
     };
     rows.push(base);
+    rows.push(
+        match engine
+            .filter(|_| daemon_ok)
+            .and_then(|_| ctx.image_id(ctx.image()))
+        {
+            Some(_) => row(
+                "dev image",
+                Status::Ok,
+                format!(
+                    "{}: {}",
+                    ctx.image(),
+                    crate::oci::describe(&ctx.image_labels(ctx.image()))
+                ),
+                None,
+            ),
+            None => row(
+                "dev image",
+                Status::Info,
+                format!("{} not here yet", ctx.image()),
+                Some(
+                    "`cargo xtask pull` (the published image of this lock), or `cargo xtask image`"
+                        .into(),
+                ),
+            ),
+        },
+    );
 
     rows.push(match policy::ca_bundle_from_env() {
         Some(p) => row(

@@ -100,5 +100,9 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     if !digest.is_empty() {
         println!("digest: {digest}");
     }
+    let labels = crate::oci::describe(&ctx.image_labels(ctx.image()));
+    if !labels.is_empty() {
+        println!("image: {labels}");
+    }
     Ok(())
 }

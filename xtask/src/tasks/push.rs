@@ -1,5 +1,6 @@
 //! `cargo xtask push --registry HOST[:PORT]/NAMESPACE`: tag the dev image by lock hash, by git
-//! revision (clean trees only) and `latest`, push every platform's image present locally as
+//! revision (clean trees only), the version of a release tag `vX.Y.Z` on that revision (it
+//! must be the image's version label) and `latest`, push every platform's image present locally as
 //! `<tag>-<arch>`, and put a manifest list under each plain tag (so an arm64 machine pulling
 //! `latest` gets arm64). Prints the pushed digests. Credentials: the engine's own login only.
 
@@ -84,7 +85,30 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     if dirty {
         ctx.info("push: the tree has uncommitted changes: no git-revision tag");
     }
-    let tags = registry::tags(&lock, revision.as_deref());
+    let versions = match &revision {
+        Some(_) => registry::release_versions(
+            &git::answer(
+                &ctx.exec,
+                &ctx.sh,
+                &ctx.root,
+                &["tag", "--points-at", "HEAD"],
+            )
+            .unwrap_or_default(),
+        ),
+        None => Vec::new(),
+    };
+    if !args.manifests_only && !ctx.dry_run() {
+        let label = ctx
+            .image_label(ctx.image(), "org.opencontainers.image.version")
+            .unwrap_or_default();
+        if let Some(v) = versions.iter().find(|v| **v != label) {
+            return Err(fail(format!(
+                "push: the release tag v{v} is on this commit, but {} says version {label:?}: set `version = \"{v}\"` in python/pyproject.toml, rebuild with `cargo xtask image`, then push",
+                ctx.image()
+            )));
+        }
+    }
+    let tags = registry::tags(&lock, revision.as_deref(), &versions);
     let members = if args.manifests_only {
         remote_members(ctx, &reg, &tags, &lock)?
     } else {
