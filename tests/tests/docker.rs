@@ -623,8 +623,148 @@ fn run_passes_stdin_through() {
     );
 }
 
+/// The image's SBOM: valid CycloneDX 1.6 (checked here with cyclonedx-python-lib's own schema
+/// validator, which also rejects a damaged copy), with the versions the image really has (asked
+/// from the image), the lock's hashes, and the image as its subject.
+fn sbom_validates_and_lists_what_the_image_has() {
+    let (img, _) = built_image();
+    let dir = root().join("target/xtask-tests/sbom");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("image.cdx.json");
+    let r = xtask(
+        &["--image", img, "sbom", "--output", out.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let bom: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+    assert_eq!(bom["specVersion"], "1.6");
+    // validity, by the official schema (and the validator does reject a broken document)
+    let tools = std::fs::read_dir(root().join("target/sbom"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("cyclonedx").is_dir())
+        .expect("sbom installed its tools under target/sbom");
+    let mut broken = bom.clone();
+    broken["components"][0]["type"] = "not-a-type".into();
+    std::fs::write(dir.join("broken.cdx.json"), broken.to_string()).unwrap();
+    let validate = |file: &str| {
+        sh(
+            &engine(),
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                &format!("{}:/tools:ro", tools.display()),
+                "-v",
+                &format!("{}:/sbom:ro", dir.display()),
+                "--entrypoint",
+                "/opt/venv/bin/python",
+                img,
+                "-c",
+                &format!(
+                    "import sys; sys.path.insert(0, '/tools')\n\
+                     from cyclonedx.schema import SchemaVersion\n\
+                     from cyclonedx.validation.json import JsonStrictValidator\n\
+                     e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open('/sbom/{file}').read())\n\
+                     print('valid' if e is None else f'invalid: {{e}}'[:300])"
+                ),
+            ],
+        )
+    };
+    let good = validate("image.cdx.json");
+    assert_eq!(good.stdout.trim(), "valid", "{}", good.all());
+    let bad = validate("broken.cdx.json");
+    assert!(bad.stdout.starts_with("invalid"), "{}", bad.all());
+    // versions as the image has them
+    let asked = sh(
+        &engine(),
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "sh",
+            img,
+            "-c",
+            "/opt/venv/bin/python -c \"import importlib.metadata as m; print(*[m.version(p) for p in ('torch','transformers','trl','peft')])\"; dpkg-query -W -f '${Version} ' python3.11; dpkg-query -W -f '${Version} ' libc6",
+        ],
+    );
+    assert_eq!(asked.code, 0, "{}", asked.all());
+    let v: Vec<&str> = asked.stdout.split_whitespace().collect();
+    assert_eq!(v.len(), 6, "{}", asked.all());
+    let comps = bom["components"].as_array().unwrap();
+    let find = |kind: &str, name: &str| {
+        comps
+            .iter()
+            .find(|c| c["name"] == name && c["purl"].as_str().unwrap_or("").starts_with(kind))
+            .unwrap_or_else(|| panic!("{kind}{name} is not in the SBOM"))
+    };
+    for (i, name) in ["torch", "transformers", "trl", "peft"].iter().enumerate() {
+        let c = find("pkg:pypi/", name);
+        assert_eq!(c["version"], v[i], "{name}");
+        assert_eq!(c["purl"], format!("pkg:pypi/{name}@{}", v[i]));
+        let sha = c["hashes"][0]["content"].as_str().unwrap_or("");
+        assert!(
+            sha.len() == 64
+                && std::fs::read_to_string(root().join("python/pylock.toml"))
+                    .unwrap()
+                    .contains(sha),
+            "{name}: the lock's sha256, got {sha:?}"
+        );
+    }
+    for (i, name) in ["python3.11", "libc6"].iter().enumerate() {
+        let c = find("pkg:deb/debian/", name);
+        assert_eq!(c["version"], v[4 + i], "{name}");
+    }
+    // the subject: the image itself (its registry digest once pushed, else its id)
+    let ids = sh(
+        &engine(),
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{range .RepoDigests}}{{.}} {{end}}",
+            img,
+        ],
+    );
+    let words: Vec<&str> = ids.stdout.split_whitespace().collect();
+    let digest = words
+        .get(1)
+        .and_then(|d| d.split_once('@'))
+        .map(|(_, d)| d)
+        .unwrap_or(words[0]);
+    let subject = &bom["metadata"]["component"];
+    assert_eq!(subject["type"], "container");
+    assert_eq!(
+        subject["hashes"][0]["content"],
+        digest.trim_start_matches("sha256:")
+    );
+    // an image that is not there: exit 1 and the fix
+    let r = xtask(
+        &[
+            "--image",
+            "lexalign-e2e/no-such-image:nope",
+            "sbom",
+            "--output",
+            dir.join("x.json").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("cargo xtask image"), "{}", r.stderr);
+    assert!(!dir.join("x.json").exists());
+}
+
 fn main() {
     let tests: Vec<(&str, fn())> = vec![
+        (
+            "sbom_validates_and_lists_what_the_image_has",
+            sbom_validates_and_lists_what_the_image_has,
+        ),
         (
             "base_image_builds_from_debian_packages",
             base_image_builds_from_debian_packages,

@@ -140,7 +140,10 @@ fn workflow_publishes_joins_and_scans_as_gated() {
     assert!(p.find("cargo xtask image").unwrap() < p.find("cargo xtask push").unwrap());
     // the SBOM of what was pushed: an artifact, and an attestation bound to the pushed digest
     let sbom = p.find("cargo xtask sbom").expect("publish makes the SBOM");
-    assert!(p.find("cargo xtask push").unwrap() < sbom, "the SBOM of the pushed image");
+    assert!(
+        p.find("cargo xtask push").unwrap() < sbom,
+        "the SBOM of the pushed image"
+    );
     assert!(p.contains("actions/upload-artifact") && p.contains("actions/attest-sbom"));
     assert!(p.contains("subject-digest: ${{ steps.sbom.outputs.digest }}"));
     assert_eq!(job("publish")["permissions"]["attestations"], "write");
