@@ -48,7 +48,7 @@ impl Group {
             Group::Packing => &["packing"],
             Group::Download => &["download", "download-link"],
             Group::Arm64 => &["arm64-image-size", "arm64-build"],
-            Group::Push => &["push-cold", "push-warm"],
+            Group::Push => &["push-cold", "push-warm", "pull-cold"],
             Group::Multinode => &["multinode"],
             Group::HfPeer => &["download-sharded", "download-large"],
         }

@@ -1,6 +1,8 @@
 //! The scale-out rows: pushing the dev image to a Distribution registry on 127.0.0.1 (Debian's
-//! `docker-registry`, started here), cold and warm (layers already there; target ≤ 5 s), and a
-//! 2-node `multinode` rehearsal's steps/s against 2 processes in one container (ratio ≥ 0.8).
+//! `docker-registry`, started here), cold and warm (layers already there; target ≤ 5 s); a
+//! first run's pull from it into a second, empty engine (a dockerd of its own, started here)
+//! next to a cold build of the same lock; and a 2-node `multinode` rehearsal's steps/s against
+//! 2 processes in one container (ratio ≥ 0.8).
 
 use super::measure::Bench;
 use super::report::{Row, Target};
@@ -19,10 +21,20 @@ pub fn push(b: &Bench) -> Result<Vec<Row>> {
     let mut cold = Row::new("push-cold", "push to a loopback registry, empty", "s");
     let mut warm = Row::new("push-warm", "push again, layers already there", "s");
     warm.target = Some(Target::AtMost(5.0));
+    let mut pull = Row::new(
+        "pull-cold",
+        "first run: pull into an engine without any layer",
+        "s",
+    );
+    pull.peer_name = "cold image build";
     if which::which("docker-registry").is_err() {
         let why =
             "not measured: docker-registry is not installed (apt-get install docker-registry)";
-        return Ok(vec![cold.unavailable(why), warm.unavailable(why)]);
+        return Ok(vec![
+            cold.unavailable(why),
+            warm.unavailable(why),
+            pull.unavailable(why),
+        ]);
     }
     let dir = b.ctx.root.join("target/bench/registry");
     let _ = std::fs::remove_dir_all(&dir);
@@ -64,8 +76,116 @@ pub fn push(b: &Bench) -> Result<Vec<Row>> {
     let note = "the whole `cargo xtask push --registry 127.0.0.1:PORT/bench`: tags by lock, revision and latest, per-arch tags, manifest lists";
     cold.note = format!("{note}; every layer uploaded once");
     warm.note = format!("{note}; the registry answers that every layer exists");
+    if b.wanted("pull-cold") {
+        pull = match pull_cold(b, &reg) {
+            Ok(row) => row,
+            Err(e) => pull.unavailable(format!("not measured: {e}")),
+        };
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(vec![cold, warm])
+    Ok(vec![cold, warm, pull])
+}
+
+/// `cargo xtask pull` from the loopback registry into a dockerd of its own with an empty data
+/// root (nothing of the image present: what a first run on a new machine meets), next to a
+/// cold `image` build of the same lock on the bench's engine.
+fn pull_cold(b: &Bench, reg: &str) -> Result<Row> {
+    let mut row = Row::new(
+        "pull-cold",
+        "first run: pull into an engine without any layer",
+        "s",
+    );
+    row.peer_name = "cold image build";
+    // a short folder: the engine's sockets live under it (108-byte limit)
+    let dir = std::env::temp_dir().join(format!("lexalign-bench-engine-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let sock = dir.join("docker.sock");
+    let host = format!("unix://{}", sock.display());
+    let daemon = b.ctx.exec.background(Proc::change(
+        b.ctx
+            .sh
+            .cmd("dockerd")
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .args([
+                "-H",
+                &host,
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
+            .args(["--log-level", "error"]),
+    ))?;
+    let up = || {
+        b.ctx
+            .capture(Proc::query(
+                b.ctx
+                    .sh
+                    .cmd(&b.engine.program)
+                    .args(["-H", &host, "version"]),
+            ))
+            .is_ok_and(|c| c.ok())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !up() {
+        if std::time::Instant::now() > deadline {
+            drop(daemon);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(fail(
+                "the second dockerd did not start within 30 s (root is needed)",
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    b.ctx
+        .info(format!("bench: pull from {reg} into an empty engine"));
+    let pulled = b.time_ok(
+        b.xtask(&["-q", "pull", "--registry", reg])
+            .env("DOCKER_HOST", &host),
+        "pull into an empty engine",
+    );
+    // SIGTERM, so that dockerd stops its containerd and unmounts; then the guard reaps it
+    if let Ok(pid) = std::fs::read_to_string(dir.join("docker.pid")) {
+        let _ = b.ctx.exec.capture_cleanup(Proc::change(
+            b.ctx.sh.cmd("kill").args(["-TERM", pid.trim()]),
+        ));
+        let stop = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while up() && std::time::Instant::now() < stop {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+    row.samples.push(pulled?.0);
+    b.ctx
+        .info("bench: cold build of the same lock (build cache emptied), the pull's peer");
+    b.time_ok(
+        crate::engine::cmd::builder_prune(&b.engine, &b.ctx.sh, true, None),
+        "docker builder prune",
+    )?;
+    let (t, _) = b.time_ok(
+        b.xtask(&[
+            "--image",
+            "lexalign-bench:cold",
+            "-q",
+            "image",
+            "--no-cache",
+        ]),
+        "cold image build",
+    )?;
+    row.peer.push(t);
+    let _ = b.ctx.capture(crate::engine::cmd::untag(
+        &b.engine,
+        &b.ctx.sh,
+        "lexalign-bench:cold",
+    ));
+    row.note = "`cargo xtask pull` (lock tag, label and platform checks, tag as lexalign-dev:latest) from the registry on 127.0.0.1 into a second dockerd with an empty data root; the peer: `image --no-cache` after `docker builder prune -af` (PyPI and apt from this machine's mirrors); ratio < 1: the pull saves that share".into();
+    Ok(row)
 }
 
 /// Steps per second after the first WARMUP steps, from metrics.jsonl's step times.
