@@ -398,6 +398,7 @@ fn every_dry_run_exits_0_changes_nothing_even_when_the_engine_fails_every_call()
         vec!["push", "--registry", "127.0.0.1:9/lexalign"],
         vec!["pull", "--registry", "127.0.0.1:9/lexalign"],
         vec!["multinode", "--nodes", "2", "--", "finetune.py"],
+        vec!["sbom", "--output", "target/xtask-tests/dry-run-sbom.json"],
     ];
     for task in tasks {
         let mut args = vec!["--dry-run"];
