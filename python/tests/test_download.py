@@ -52,6 +52,20 @@ def dl(tmp_path, hub_env, *args, env=None, config=None):
     )
 
 
+def start_download(tmp_path: Path, hub_env: dict, *args: str) -> subprocess.Popen:
+    """`download.py --config downloads.yaml ARGS` in the background (for signals, two runs)."""
+    env = dict(os.environ, **hub_env, PYTHONUNBUFFERED="1")
+    env.pop("HF_TOKEN", None)
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT / "download.py"), "--config", "downloads.yaml", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.fixture
 def model_repo(hub):
     return hub.add_repo("org/tiny", MODEL_FILES)
@@ -320,16 +334,7 @@ def test_ctrl_c_mid_download_then_resume(tmp_path, hub, hub_env):
         seconds=30,
     )
     write_config(tmp_path, "timeout_s: 60\nmodels:\n  - repo_id: org/big\n")
-    env = dict(os.environ, **hub_env)
-    env.pop("HF_TOKEN", None)
-    proc = subprocess.Popen(
-        [sys.executable, str(PROJECT / "download.py"), "--config", "downloads.yaml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_download(tmp_path, hub_env)
     incomplete = []
     for _ in range(200):
         incomplete = [

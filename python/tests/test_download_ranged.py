@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT
-from test_download import dl, rnd, write_config
+from test_download import dl, rnd, start_download, write_config
 
 MB = 1 << 20
 SIZE = 6 * MB + 12_345  # seven parts of 1 MB (the last one short)
@@ -169,16 +167,7 @@ def test_ctrl_c_during_ranged_parts_then_resume(tmp_path, hub, hub_env):
         seconds=30,
     )
     _config(tmp_path, "timeout_s: 60\n", connections=2)
-    env = dict(os.environ, **hub_env)
-    env.pop("HF_TOKEN", None)
-    proc = subprocess.Popen(
-        [sys.executable, str(PROJECT / "download.py"), "--config", "downloads.yaml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_download(tmp_path, hub_env)
     for _ in range(200):
         if hub.served >= 3 * MB + 200_000:
             break
@@ -282,19 +271,6 @@ def test_bad_ranged_settings_exit_2_naming_the_key_and_range(tmp_path, hub, hub_
 # -- two runs into one folder -----------------------------------------------------------------
 
 
-def _start(tmp_path: Path, hub_env: dict, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, **hub_env, PYTHONUNBUFFERED="1")
-    env.pop("HF_TOKEN", None)
-    return subprocess.Popen(
-        [sys.executable, str(PROJECT / "download.py"), "--config", "downloads.yaml", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("ranged", [True, False])
 def test_two_runs_of_one_config_at_once_end_with_files_that_verify(tmp_path, hub, hub_env, ranged):
@@ -303,7 +279,7 @@ def test_two_runs_of_one_config_at_once_end_with_files_that_verify(tmp_path, hub
     files["model.safetensors"] = BIG
     hub.add_repo("org/big", files)
     _config(tmp_path, connections=4 if ranged else 1)
-    a, b = _start(tmp_path, hub_env), _start(tmp_path, hub_env)
+    a, b = start_download(tmp_path, hub_env), start_download(tmp_path, hub_env)
     (_, err_a), (_, err_b) = a.communicate(timeout=120), b.communicate(timeout=120)
     for p, err in ((a, err_a), (b, err_b)):
         assert p.returncode == 0 or "another download run (pid" in err, err
@@ -322,7 +298,7 @@ def test_a_run_takes_over_from_a_killed_one(tmp_path, hub, hub_env):
     hub.rate_bytes_per_s = 2 * MB
     hub.add_repo("org/big", {"model.safetensors": BIG})
     _config(tmp_path, connections=2)
-    first = _start(tmp_path, hub_env)
+    first = start_download(tmp_path, hub_env)
     for _ in range(200):
         if hub.served >= 2 * MB:
             break

@@ -45,6 +45,23 @@ fn floor_uv(b: &Bench) -> Result<PathBuf, String> {
     Ok(uv)
 }
 
+/// One cold build as a first run meets it: the build cache and cache mounts emptied
+/// (`docker builder prune -af`), then `image --no-cache` as lexalign-bench:cold; seconds.
+pub(super) fn cold_image(b: &Bench) -> Result<f64> {
+    b.time_ok(
+        cmd::builder_prune(&b.engine, &b.ctx.sh, true, None),
+        "docker builder prune",
+    )?;
+    let image = b.xtask(&[
+        "--image",
+        "lexalign-bench:cold",
+        "-q",
+        "image",
+        "--no-cache",
+    ]);
+    Ok(b.time_ok(image, "cold image build")?.0)
+}
+
 pub fn cold_build(b: &Bench, quick: bool) -> Result<Vec<Row>> {
     let mut row = Row::new("cold-build", "cold image build", "s");
     row.target = Some(Target::RatioAtMost(1.3));
@@ -63,21 +80,7 @@ pub fn cold_build(b: &Bench, quick: bool) -> Result<Vec<Row>> {
             "bench: cold build {}/{cold_runs} (build cache and cache mounts emptied)",
             i + 1
         ));
-        b.time_ok(
-            cmd::builder_prune(&b.engine, sh, true, None),
-            "docker builder prune",
-        )?;
-        let (t, _) = b.time_ok(
-            b.xtask(&[
-                "--image",
-                "lexalign-bench:cold",
-                "-q",
-                "image",
-                "--no-cache",
-            ]),
-            "cold image build",
-        )?;
-        row.samples.push(t);
+        row.samples.push(cold_image(b)?);
         let venv = b.ctx.root.join("target/bench/floor-venv");
         let cache = b.ctx.root.join("target/bench/floor-uv-cache");
         let _ = std::fs::remove_dir_all(&venv);

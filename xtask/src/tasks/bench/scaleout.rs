@@ -164,21 +164,7 @@ fn pull_cold(b: &Bench, reg: &str) -> Result<Row> {
     row.samples.push(pulled?.0);
     b.ctx
         .info("bench: cold build of the same lock (build cache emptied), the pull's peer");
-    b.time_ok(
-        crate::engine::cmd::builder_prune(&b.engine, &b.ctx.sh, true, None),
-        "docker builder prune",
-    )?;
-    let (t, _) = b.time_ok(
-        b.xtask(&[
-            "--image",
-            "lexalign-bench:cold",
-            "-q",
-            "image",
-            "--no-cache",
-        ]),
-        "cold image build",
-    )?;
-    row.peer.push(t);
+    row.peer.push(super::builds::cold_image(b)?);
     let _ = b.ctx.capture(crate::engine::cmd::untag(
         &b.engine,
         &b.ctx.sh,
