@@ -112,13 +112,9 @@ fn pull_cold(b: &Bench, reg: &str) -> Result<Row> {
             .arg(dir.join("exec"))
             .arg("--pidfile")
             .arg(dir.join("docker.pid"))
-            .args([
-                "-H",
-                &host,
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
-            ])
+            // the default bridge (docker0, shared with the first engine; it starts no container):
+            // `--bridge=none` would make dockerd delete docker0 under the first engine
+            .args(["-H", &host, "--iptables=false", "--ip-masq=false"])
             .args(["--log-level", "error"]),
     ))?;
     let up = || {
