@@ -377,3 +377,30 @@ def test_parts_record_that_does_not_tile_the_file_is_not_trusted(tmp_path):
         else:
             assert p.have() == 0 and not part.exists() and not state_path(part).exists(), doc
         part.write_bytes(b"\0" * 100)
+
+
+def test_a_folder_without_file_locks_is_used_with_a_warning(tmp_path, monkeypatch):
+    """flock refused by the filesystem (ENOLCK: NFS without lockd): the download goes on, and
+    says once that two runs into that folder are not safe."""
+    import errno
+    import fcntl
+    import threading
+
+    from lexalign.download import lock
+    from lexalign.download.deadline import Deadline
+
+    def refuse(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    said: list[str] = []
+    for name in ("a.lock", "b.lock"):
+        with lock.held(
+            tmp_path / name,
+            name,
+            deadline=Deadline(10),
+            stop=threading.Event(),
+            waiting=said.append,
+        ):
+            assert (tmp_path / name).exists()
+    assert len(said) == 1 and "cannot hold file locks" in said[0], said

@@ -10,6 +10,7 @@ nothing: the kernel drops its lock, and the next run resumes its partial file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -23,6 +24,17 @@ from pathlib import Path
 from .deadline import Deadline, DeadlineExceeded
 
 POLL_S = 0.2
+_warned: set[str] = set()
+
+
+def _unlockable(path: Path, warn: Callable[[str], None]) -> None:
+    folder = str(path.parent)
+    if folder not in _warned:
+        _warned.add(folder)
+        warn(
+            f"{folder} cannot hold file locks (a network filesystem without lock support?): "
+            "do not start two downloads into it at once"
+        )
 
 
 class Interrupted(Exception):
@@ -55,7 +67,7 @@ def describe(path: Path) -> str:
     )
 
 
-def _try(path: Path) -> int | None:
+def _try(path: Path, warn: Callable[[str], None]) -> int | None:
     """The locked file descriptor, or None when another process holds it."""
     import fcntl
 
@@ -65,6 +77,12 @@ def _try(path: Path) -> int | None:
     except BlockingIOError:
         os.close(fd)
         return None
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            _unlockable(path, warn)
+            return fd  # no locks on this filesystem: one writer is not guaranteed here
+        os.close(fd)
+        raise
     except BaseException:
         os.close(fd)
         raise
@@ -74,7 +92,7 @@ def _try(path: Path) -> int | None:
         same = False
     if not same:  # the holder removed it as we opened it: take the new one
         os.close(fd)
-        return _try(path)
+        return _try(path, warn)
     return fd
 
 
@@ -90,7 +108,7 @@ def held(
     """Hold the lock at `path` for `what` (a file of a repo), waiting for another holder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     told = False
-    while (fd := _try(path)) is None:
+    while (fd := _try(path, waiting)) is None:
         holder = describe(path)
         if not told:
             waiting(f"{what}: {holder} is fetching it into this folder; waiting for it")
