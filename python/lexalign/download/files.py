@@ -73,7 +73,7 @@ def fetch_one(
             stop=d.stop,
             waiting=d.console.warn,
         ):
-            if not d.cfg.use_xet and (done := unchanged(d, spec, f, local_dir, None)) is not None:
+            if not d.cfg.use_xet and (done := _placed_meanwhile(d, spec, f, local_dir)):
                 fetched(d, spec, f.path, done.size)  # the other run finished it meanwhile
                 return done
             while not d.slots.acquire(timeout=0.2):  # this file's own connection
@@ -85,6 +85,20 @@ def fetch_one(
                 d.slots.release()
     except Interrupted as exc:
         raise Cancelled(str(exc)) from None
+
+
+def _placed_meanwhile(
+    d: Downloader, spec: RepoSpec, f: RemoteFile, local_dir: Path
+) -> ManifestFile | None:
+    """The file, if another run moved it into place after this run started and it matches the
+    listing. A file older than this run was already judged when the repo was planned: it is
+    not hashed a second time."""
+    p = names_mod.target(local_dir, spec.repo_id, f.path)
+    try:
+        fresh = p.stat().st_mtime >= d.started
+    except FileNotFoundError:
+        return None
+    return unchanged(d, spec, f, local_dir, None) if fresh else None
 
 
 def _fetch_checked(

@@ -79,14 +79,14 @@ class Downloader:
         self.rng = random.Random()
         self.deadline = Deadline(cfg.deadline_s)
         self.stop = threading.Event()
+        self.started = time.time() - 1.0  # a second of slack for coarse file timestamps
         if cfg.use_xet:
             # hf_hub_download's read timeout is process-wide: set once, before any worker runs
             from huggingface_hub import constants
 
             constants.HF_HUB_DOWNLOAD_TIMEOUT = cfg.timeout_s
         self.active: set = set()  # responses being read, to unblock on Ctrl-C
-        # Every connection comes out of max_workers: a file holds one for the whole file, an
-        # extra ranged connection (ranged.py) a free one while it reads.
+        # every connection comes out of max_workers (a file holds one; ranged.py's extras too)
         self.slots = threading.Semaphore(cfg.max_workers)
         self.progress: RunProgress | None = None
         single_attempt()

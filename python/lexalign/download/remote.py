@@ -31,6 +31,7 @@ class Run(Protocol):
     token: str | None
     deadline: Deadline
     stop: threading.Event
+    started: float  # time.time() when the run started (files newer than it: another run's)
     active: set
     slots: threading.Semaphore  # connections beyond one per file, out of max_workers
     progress: Any
