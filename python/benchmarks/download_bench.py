@@ -72,6 +72,9 @@ def main() -> None:
             took = time.perf_counter() - t
             if p.returncode != 0:
                 raise SystemExit(f"download failed: {p.stderr}")
+            got = run_dir / "models" / "big" / "model.safetensors"
+            if got.stat().st_size != size:  # a fast run of a short file is no measurement
+                raise SystemExit(f"download wrote {got.stat().st_size} of {size} bytes")
             cli.append(size / took / 1e6)
             t = time.perf_counter()
             subprocess.run(
@@ -85,6 +88,8 @@ def main() -> None:
                 check=True,
             )
             curl.append(size / (time.perf_counter() - t) / 1e6)
+            if (run_dir / "curl.bin").stat().st_size != size:
+                raise SystemExit("curl wrote a short file")
             t = time.perf_counter()
             subprocess.run(
                 [sys.executable, str(PROJECT / "download.py"), "--help"],

@@ -8,10 +8,31 @@ import tempfile
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    """The process umask, read once at import and never by changing it: from /proc/self/status
+    on Linux, elsewhere from the mode a folder made with 0777 gets."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    import stat
+
+    with tempfile.TemporaryDirectory() as d:
+        probe = os.path.join(d, "probe")
+        os.mkdir(probe, 0o777)
+        return 0o777 & ~stat.S_IMODE(os.stat(probe).st_mode)
+
+
+_UMASK = _read_umask()
+
+
 def umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    """The umask this process started with. Never set and restored here: while a thread does
+    that, a file or folder another thread creates gets mode 0666/0777."""
+    return _UMASK
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

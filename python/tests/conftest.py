@@ -89,3 +89,13 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(params=["full-listing", "names-only-listing"])
+def mirror(request, hub) -> str:
+    """Run a download test against both answers a mirror may give: the Hub's full listing
+    (sizes, LFS sha256, git blob ids) and a listing of file names only (what `?blobs=True`
+    gives on some mirrors and proxies), where only the resolve answers' headers state a size
+    or a hash."""
+    hub.listing = "full" if request.param == "full-listing" else "names"
+    return hub.listing

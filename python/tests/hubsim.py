@@ -100,6 +100,11 @@ class HubSim:
         self.rate_bytes_per_s: float | None = None  # emulate a link of this speed (file bodies)
         self.ranges = True  # False: Range headers are ignored (200, no Accept-Ranges)
         self.range_cap: int | None = None  # answer a range with at most this many bytes
+        # the poorer answers some mirrors and proxies give:
+        self.listing = "full"  # "names": repo info lists file names only (no size, no hashes)
+        self.hash_headers = True  # False: no ETag / X-Linked-Etag / X-Linked-Size on resolve
+        self.chunked = False  # True: whole-file bodies go chunked, without Content-Length
+        self.header_overrides: dict[str, dict[str, str]] = {}  # file name -> headers to lie with
         self.streaming = 0  # file bodies being sent right now
         self.served = 0  # file body bytes sent
         self.max_streaming = 0  # the most at once
@@ -290,6 +295,7 @@ def _make_handler(sim: HubSim):
 
         def _route(self) -> None:
             self._pending_fault = None
+            self._chunked = False
             path = unquote(urlsplit(self.path).path)
             with sim.lock:
                 sim.log.append((self.command, path, self.headers.get("Range")))
@@ -336,6 +342,8 @@ def _make_handler(sim: HubSim):
                 entry: dict[str, Any] = {"rfilename": name, "size": repo.size(name), "blobId": blob}
                 if repo.is_lfs(name):
                     entry["lfs"] = {"sha256": sha256, "size": repo.size(name), "pointerSize": 134}
+                if sim.listing == "names":
+                    entry = {"rfilename": name}
                 siblings.append(entry)
             body = {
                 "_id": commit[:24],
@@ -428,12 +436,17 @@ def _make_handler(sim: HubSim):
             headers = {"X-Repo-Commit": commit, "Content-Type": "application/octet-stream"}
             if sim.ranges:
                 headers["Accept-Ranges"] = "bytes"
-            if repo.is_lfs(filename):
+            if not sim.hash_headers:
+                pass
+            elif repo.is_lfs(filename):
                 headers["ETag"] = f'"{sha256}"'
                 headers["X-Linked-Etag"] = f'"{sha256}"'
                 headers["X-Linked-Size"] = str(size)
             else:
                 headers["ETag"] = f'"{blob}"'
+            lies = dict(sim.header_overrides.get(filename, {}))
+            told = lies.pop("Content-Length", None)  # a proxy that cut the body and says so
+            headers.update(lies)
             start = 0
             status = 200
             rng = self.headers.get("Range") if sim.ranges else None
@@ -454,19 +467,35 @@ def _make_handler(sim: HubSim):
                 headers["Content-Range"] = f"bytes {claimed}-{end}/{size}"
                 length = end - start + 1
             else:
-                length = size
+                length = size if told is None else int(told)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
+            chunked = sim.chunked and status == 200 and self.command == "GET"
             if fault is not None and fault.kind == "overlong":
                 self.send_header("Connection", "close")
                 self.close_connection = True
+            elif chunked:
+                self.send_header("Transfer-Encoding", "chunked")
             else:
                 self.send_header("Content-Length", str(length))
             self.end_headers()
             if self.command == "HEAD":
                 return
+            self._chunked = chunked
             self._stream(repo, filename, start, length)
+            if chunked and not self.close_connection:
+                self.wfile.write(b"0\r\n\r\n")
+
+        def _body(self, data: bytes, frame: int | None = None) -> None:
+            """Send body bytes; chunked bodies frame them (a chunk announced as `frame` bytes,
+            of which `data` may be only the first part: a cut mid-chunk)."""
+            if not self._chunked:
+                self.wfile.write(data)
+                return
+            self.wfile.write(b"%x\r\n" % (frame if frame is not None else len(data)) + data)
+            if frame is None or frame == len(data):
+                self.wfile.write(b"\r\n")
 
         def _stream(self, repo: SimRepo, filename: str, start: int, length: int) -> None:
             fault = self._pending_fault
@@ -486,9 +515,9 @@ def _make_handler(sim: HubSim):
                     n = min(chunk, length - sent)
                     cut = fault is not None and fault.kind in ("drop", "stall")
                     if cut and sent + n > fault.after_bytes >= sent:
-                        n = fault.after_bytes - sent
+                        frame, n = n, fault.after_bytes - sent
                         if n > 0:
-                            self.wfile.write(self._read(handle, src, start + sent, n))
+                            self._body(self._read(handle, src, start + sent, n), frame)
                             sent += n
                             with sim.lock:
                                 sim.served += n
@@ -508,7 +537,7 @@ def _make_handler(sim: HubSim):
                     data = self._read(handle, src, start + sent, n)
                     if fault is not None and fault.kind == "garble":
                         data = data[::-1]
-                    self.wfile.write(data)
+                    self._body(data)
                     sent += n
                     with sim.lock:
                         sim.served += n

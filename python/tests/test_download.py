@@ -177,7 +177,7 @@ def test_dry_run_resolves_and_writes_nothing(tmp_path, hub, hub_env, model_repo)
         "api-slow",
     ],
 )
-def test_transient_faults_recover_within_budget(tmp_path, hub, hub_env, model_repo, fault):
+def test_transient_faults_recover_within_budget(tmp_path, hub, hub_env, model_repo, fault, mirror):
     hub.add_fault(**fault)
     write_config(tmp_path, "retries: 3\ntimeout_s: 2\nmodels:\n  - repo_id: org/tiny\n")
     r = dl(tmp_path, hub_env)
@@ -191,7 +191,7 @@ def test_transient_faults_recover_within_budget(tmp_path, hub, hub_env, model_re
 CHUNK = 10 * 1024 * 1024  # huggingface_hub writes what it reads in chunks of this size
 
 
-def test_connection_drop_resumes_from_the_partial_file(tmp_path, hub, hub_env):
+def test_connection_drop_resumes_from_the_partial_file(tmp_path, hub, hub_env, mirror):
     big = rnd(CHUNK + 2_000_000, seed=3)
     hub.add_repo("org/big", {"model.safetensors": big})
     hub.add_fault(where="get", kind="drop", path="model.safetensors", after_bytes=CHUNK + 500_000)
@@ -204,7 +204,7 @@ def test_connection_drop_resumes_from_the_partial_file(tmp_path, hub, hub_env):
     assert ranges == [f"bytes={CHUNK + 500_000}-"], "resumes at the exact byte it stopped"
 
 
-def test_stall_mid_body_times_out_and_resumes(tmp_path, hub, hub_env, model_repo):
+def test_stall_mid_body_times_out_and_resumes(tmp_path, hub, hub_env, model_repo, mirror):
     hub.add_fault(
         where="get", kind="stall", path="model.safetensors", after_bytes=50_000, seconds=6
     )
@@ -216,7 +216,7 @@ def test_stall_mid_body_times_out_and_resumes(tmp_path, hub, hub_env, model_repo
     ]
 
 
-def test_faults_past_the_budget_fail_with_exit_1(tmp_path, hub, hub_env, model_repo):
+def test_faults_past_the_budget_fail_with_exit_1(tmp_path, hub, hub_env, model_repo, mirror):
     hub.add_fault(where="get", kind="status", status=503, path="model.safetensors", times=10)
     hub.add_repo("org/fine", {"config.json": b"{}"})
     write_config(
@@ -311,7 +311,9 @@ def test_json_events(tmp_path, hub, hub_env, model_repo):
     assert r.code == 0 and "org/tiny" in r.stdout and "summary" not in r.stdout
 
 
-def test_corrupt_file_from_server_is_refetched_then_fails(tmp_path, hub, hub_env, monkeypatch):
+def test_corrupt_file_from_server_is_refetched_then_fails(
+    tmp_path, hub, hub_env, monkeypatch, mirror
+):
     repo = hub.add_repo("org/bad", {"model.safetensors": rnd(5000)})
     # the API publishes one sha256, the file server sends other bytes of the same size
     hub.hashes(repo, "model.safetensors")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_a_symlinked_subfolder_pointing_outside_is_refused(tmp_path, hub, hub_en
     assert list(outside.iterdir()) == []
 
 
-def test_an_endless_body_is_cut_at_the_announced_size(tmp_path, hub, hub_env):
+def test_an_endless_body_is_cut_at_the_announced_size(tmp_path, hub, hub_env, mirror):
     hub.add_repo("org/tiny", {"model.safetensors": rnd(5_000)})
     hub.add_fault(where="get", kind="endless", path="model.safetensors", times=10)
     write_config(tmp_path, "retries: 1\nmodels:\n  - repo_id: org/tiny\n")
@@ -73,7 +74,7 @@ def test_an_endless_body_is_cut_at_the_announced_size(tmp_path, hub, hub_env):
     assert leftovers == [], "the oversized partial is removed"
 
 
-def test_deadline_cuts_a_dripping_transfer(tmp_path, hub, hub_env):
+def test_deadline_cuts_a_dripping_transfer(tmp_path, hub, hub_env, mirror):
     hub.add_repo("org/tiny", {"model.safetensors": rnd(100_000)})
     hub.add_fault(where="get", kind="drip", path="model.safetensors", seconds=0.5, times=10)
     write_config(tmp_path, "deadline_s: 4\ntimeout_s: 60\nmodels:\n  - repo_id: org/tiny\n")
@@ -85,7 +86,7 @@ def test_deadline_cuts_a_dripping_transfer(tmp_path, hub, hub_env):
     assert took < 4 + 10, took
 
 
-def test_a_stall_is_cut_at_timeout_s(tmp_path, hub, hub_env):
+def test_a_stall_is_cut_at_timeout_s(tmp_path, hub, hub_env, mirror):
     hub.add_repo("org/tiny", {"model.safetensors": rnd(100_000)})
     hub.add_fault(where="get", kind="drip", path="model.safetensors", seconds=30, times=10)
     write_config(tmp_path, "retries: 0\ntimeout_s: 2\nmodels:\n  - repo_id: org/tiny\n")
@@ -95,7 +96,7 @@ def test_a_stall_is_cut_at_timeout_s(tmp_path, hub, hub_env):
     assert time.monotonic() - t0 < 20
 
 
-def test_a_partial_larger_than_the_file_is_discarded(tmp_path, hub, hub_env):
+def test_a_partial_larger_than_the_file_is_discarded(tmp_path, hub, hub_env, mirror):
     data = rnd(50_000, seed=9)
     hub.add_repo("org/tiny", {"model.safetensors": data})
     write_config(tmp_path, "models:\n  - repo_id: org/tiny\n")
@@ -291,7 +292,7 @@ def test_max_workers_bounds_transfers_across_repos(tmp_path, hub, hub_env, worke
     assert [e["event"] for e in events][-1] == "summary"
 
 
-def test_416_on_resume_restarts_the_file(tmp_path, hub, hub_env):
+def test_416_on_resume_restarts_the_file(tmp_path, hub, hub_env, mirror):
     data = rnd(60_000, seed=4)
     hub.add_repo("org/tiny", {"model.safetensors": data})
     from lexalign.download.fetch import partial_path
@@ -306,3 +307,44 @@ def test_416_on_resume_restarts_the_file(tmp_path, hub, hub_env):
     assert (tmp_path / "models/tiny/model.safetensors").read_bytes() == data
     gets = [rng for _, p, rng in hub.requests("GET") if p.endswith("model.safetensors")]
     assert gets == ["bytes=20000-", None], gets
+
+
+def test_many_workers_never_make_a_group_or_world_writable_file(tmp_path, hub, hub_env):
+    """Atomic writes used to set the umask to 0 and back in worker threads: a file or folder
+    another thread created in that window was world-writable."""
+    # ranged files (over part_size_mb) record their parts with atomic writes from the workers,
+    # while other workers make the folders of theirs
+    files = {f"shard-{i:03d}/part.bin": rnd(300_000 + i, seed=i) for i in range(160)}
+    hub.add_repo("org/many", files)
+    write_config(
+        tmp_path,
+        "max_workers: 64\npart_size_mb: 0.25\nmax_connections_per_file: 2\n"
+        "models:\n  - repo_id: org/many\n",
+    )
+    old = os.umask(0o022)
+    try:
+        r = dl(tmp_path, hub_env)
+    finally:
+        os.umask(old)
+    assert r.code == 0, r.output
+    root = tmp_path / "models/many"
+    loose = [
+        str(p.relative_to(root))
+        for p in [root, *root.rglob("*")]
+        if p.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    ]
+    assert len(list(root.rglob("part.bin"))) == 160
+    assert loose == [], loose[:10]
+
+
+def test_atomic_writes_never_touch_the_process_umask(tmp_path, monkeypatch):
+    """The umask is process-wide: changing it, even to restore it, races every other thread's
+    mkdir/open. It is read once at import, never set afterwards."""
+    from lexalign import io
+
+    calls = []
+    monkeypatch.setattr(os, "umask", lambda *a: calls.append(a) or 0o022)
+    io.atomic_write_text(tmp_path / "a/b.json", "{}")
+    io.usual_modes(tmp_path / "a")
+    assert calls == []
+    assert (tmp_path / "a/b.json").stat().st_mode & 0o777 == 0o666 & ~io.umask()

@@ -100,7 +100,7 @@ def test_extra_connections_come_out_of_max_workers(tmp_path, hub, hub_env, worke
 
 
 def test_a_server_that_ignores_ranges_gets_one_connection_and_sends_the_file_once(
-    tmp_path, hub, hub_env
+    tmp_path, hub, hub_env, mirror
 ):
     hub.ranges = False
     hub.add_repo("org/big", {"model.safetensors": BIG})
@@ -112,7 +112,7 @@ def test_a_server_that_ignores_ranges_gets_one_connection_and_sends_the_file_onc
     assert hub.served == SIZE
 
 
-def test_a_drop_in_the_middle_of_a_part_resumes_at_its_byte(tmp_path, hub, hub_env):
+def test_a_drop_in_the_middle_of_a_part_resumes_at_its_byte(tmp_path, hub, hub_env, mirror):
     hub.add_repo("org/big", {"model.safetensors": BIG})
     hub.add_fault(
         where="get", kind="drop", path="model.safetensors", range_start=0, after_bytes=300_000
@@ -126,7 +126,7 @@ def test_a_drop_in_the_middle_of_a_part_resumes_at_its_byte(tmp_path, hub, hub_e
     assert hub.served == SIZE, "nothing fetched twice"
 
 
-def test_a_failed_run_leaves_parts_a_rerun_resumes_each_at_its_byte(tmp_path, hub, hub_env):
+def test_a_failed_run_leaves_parts_a_rerun_resumes_each_at_its_byte(tmp_path, hub, hub_env, mirror):
     hub.add_repo("org/big", {"model.safetensors": BIG})
     hub.add_fault(
         where="get", kind="drop", path="model.safetensors", range_start=0, after_bytes=500_000
@@ -194,7 +194,7 @@ def test_ctrl_c_during_ranged_parts_then_resume(tmp_path, hub, hub_env):
 
 @pytest.mark.parametrize("kind", ["garble", "misrange"])
 def test_a_mirror_that_lies_about_ranges_ends_with_the_right_file_on_one_connection(
-    tmp_path, hub, hub_env, kind
+    tmp_path, hub, hub_env, kind, mirror
 ):
     hub.add_repo("org/big", {"model.safetensors": BIG})
     hub.add_fault(where="get", kind=kind, path="model.safetensors", ranged=True, times=1000)
@@ -209,7 +209,7 @@ def test_a_mirror_that_lies_about_ranges_ends_with_the_right_file_on_one_connect
 
 
 def test_a_mirror_that_always_sends_wrong_bytes_fails_the_repo_naming_the_file(
-    tmp_path, hub, hub_env
+    tmp_path, hub, hub_env, mirror
 ):
     repo = hub.add_repo("org/big", {"model.safetensors": BIG})
     hub.hashes(repo, "model.safetensors")  # the listing publishes BIG's sha256 …
@@ -222,7 +222,7 @@ def test_a_mirror_that_always_sends_wrong_bytes_fails_the_repo_naming_the_file(
 
 
 def test_a_part_longer_than_its_range_is_an_error_and_the_partial_is_removed(
-    tmp_path, hub, hub_env
+    tmp_path, hub, hub_env, mirror
 ):
     hub.add_repo("org/big", {"model.safetensors": BIG})
     hub.add_fault(where="get", kind="overlong", path="model.safetensors", range_start=0, times=10)
@@ -238,7 +238,7 @@ def test_a_part_longer_than_its_range_is_an_error_and_the_partial_is_removed(
     )
 
 
-def test_a_short_range_answer_is_continued(tmp_path, hub, hub_env):
+def test_a_short_range_answer_is_continued(tmp_path, hub, hub_env, mirror):
     """A server may answer a range with fewer bytes (an honest Content-Range): ask for the rest."""
     hub.range_cap = 300_000
     hub.add_repo("org/big", {"model.safetensors": BIG})

@@ -27,6 +27,7 @@ from ..errors import RuntimeFailure
 from .digest import Follower
 from .parts import Partial, partial_path
 from .ranged import fetch_parts
+from .stated import Disagreement
 from .transfer import (
     BodyEnded,
     Cancelled,
@@ -35,6 +36,7 @@ from .transfer import (
     StartOver,
     TooLarge,
     Transfer,
+    body_length,
     closed,
     read_body,
     request_part,
@@ -46,6 +48,7 @@ __all__ += ["partial_path", "Transfer"]
 
 def fetch(t: Transfer) -> tuple[Path, str, str]:
     """Download `t.name` into its partial file; (partial path, sha256, git blob sha1 or "")."""
+    learn(t)
     partial = Partial.load(t.local_dir, t.name, t.size, t.part_bytes, t.connections)
     hashing = [Follower(partial.path, t.size, t.git_sha1)]  # the current one (a restart: new)
     have = partial.have()
@@ -59,7 +62,7 @@ def fetch(t: Transfer) -> tuple[Path, str, str]:
         sha256, git = hashing[0].finish(size)
         partial.finished()
         return partial.path, sha256, git
-    except TooLarge:
+    except (TooLarge, Disagreement):
         partial.discard()
         raise
     except RangesUnreliable:
@@ -69,6 +72,30 @@ def fetch(t: Transfer) -> tuple[Path, str, str]:
     finally:
         hashing[0].discard()
         partial.close()
+
+
+def learn(t: Transfer) -> None:
+    """When the listing gave no size or no hash (a mirror's names-only listing), ask the server
+    with one HEAD (its headers, not its redirect's target) before the first byte: a known size
+    bounds every body and allows ranges; a stated hash is what the bytes are checked against.
+    A server that answers no HEAD is no error (the GET's own headers are read too)."""
+    s = t.stated
+    if s is None or not s.wants_probe():
+        return
+    s.probed = True
+    headers = dict(t.headers, **{"Accept-Encoding": "identity"})
+    try:
+        resp = t.session.head(t.url, headers=headers, allow_redirects=False, timeout=t.timeout_s)
+    except Exception:  # noqa: BLE001 - the GET that follows reports the network's failures
+        return
+    try:
+        if resp.status_code < 400:
+            s.observe(resp)
+    finally:
+        resp.close()
+    if t.size is None:
+        t.size = s.size
+    t.git_sha1 = t.git_sha1 or (bool(s.git_sha1) and t.size is not None)
 
 
 def _run(t: Transfer, partial: Partial, hashing: list[Follower]) -> None:
@@ -98,7 +125,7 @@ def _run(t: Transfer, partial: Partial, hashing: list[Follower]) -> None:
             try:
                 follower = over()
                 whole = partial.parts[0]
-                bound = whole.left if whole.end >= 0 else None
+                bound = whole.left if whole.end >= 0 else body_length(c.resp)
                 read_body(t, partial, follower, whole, c.resp, bound, single=True)
             finally:
                 closed(t, c.resp)

@@ -17,6 +17,7 @@ from .manifest import Manifest, ManifestFile, hash_file
 from .parts import lock_path
 from .remote import RemoteFile
 from .remote import Run as Downloader
+from .stated import Stated
 
 
 def fetch_xet(
@@ -46,15 +47,25 @@ def fetched(d: Downloader, spec: RepoSpec, path: str, size: int) -> None:
     d.console.info(f"  {spec.repo_id}: {path} ({size:,} bytes)")
 
 
-def matches(f: RemoteFile, size: int, sha256: str, git_sha1: str) -> str | None:
-    """None when a file of `size` with these hashes is `f`, else what differs."""
-    if f.size is not None and size != f.size:
-        return f"{f.path}: size {size} != expected {f.size}"
-    if f.sha256 and sha256 != f.sha256:
-        return f"{f.path}: sha256 mismatch"
-    if f.blob_id and len(f.blob_id) == 40 and git_sha1 != f.blob_id:
-        return f"{f.path}: git blob id mismatch"
-    return None
+def judged(path: Path, stated: Stated, sha256: str = "", git_sha1: str = "") -> str | None:
+    """None when the file at `path` is what every source stated (hashes computed here unless
+    given), else what differs, naming the source."""
+    size = path.stat().st_size
+    if stated.size is not None and size != stated.size:
+        return stated.mismatch(size, sha256, git_sha1)
+    if not sha256 or (stated.git_sha1 and not git_sha1):
+        sha256, git_sha1 = hash_file(path, git_sha1=bool(stated.git_sha1))
+    return stated.mismatch(size, sha256, git_sha1)
+
+
+def manifest_entry(f: RemoteFile, path: Path, stated: Stated, sha256: str) -> ManifestFile:
+    """The manifest entry of a file that passed `judged`: its sha256 and what vouched for it."""
+    return ManifestFile(
+        path=f.path,
+        size=path.stat().st_size,
+        sha256=stated.sha256 or sha256,
+        sha256_source=stated.source(),
+    )
 
 
 def fetch_one(
@@ -110,16 +121,17 @@ def _fetch_checked(
     where = d.where(spec, repo_type)
     progress = d.progress.file(spec.repo_id, f.path, f.size) if d.progress else None
     connections = d.cfg.max_connections_per_file
+    stated = Stated.from_listing(f)  # every answer of every attempt adds what it states
     try:
         for _attempt in range(d.cfg.retries + 1):
             if d.cfg.use_xet:
                 fetch_xet(d, spec, repo_type, commit, f, local_dir)
                 final = names_mod.target(local_dir, spec.repo_id, f.path)
-                sha256, git_sha1 = hash_file(final, git_sha1=bool(f.blob_id))
-                problem = matches(f, final.stat().st_size, sha256, git_sha1)
+                sha256, _ = hash_file(final, git_sha1=False)
+                problem = judged(final, stated, sha256)
                 if problem is None:
                     fetched(d, spec, f.path, final.stat().st_size)
-                    return ManifestFile(path=f.path, size=final.stat().st_size, sha256=sha256)
+                    return manifest_entry(f, final, stated, sha256)
                 final.unlink(missing_ok=True)
             else:
                 transfer = Transfer(
@@ -128,8 +140,8 @@ def _fetch_checked(
                     headers=build_hf_headers(token=d.token),
                     local_dir=local_dir,
                     name=f.path,
-                    size=f.size,
-                    git_sha1=bool(f.blob_id),
+                    size=stated.size,
+                    git_sha1=bool(stated.git_sha1) and stated.size is not None,
                     deadline=d.deadline,
                     timeout_s=d.cfg.timeout_s,
                     stop=d.stop,
@@ -139,6 +151,7 @@ def _fetch_checked(
                     part_bytes=d.cfg.part_bytes(),
                     slots=d.slots,
                     retrying=lambda what, fn: d.retrying(what, fn, where),
+                    stated=stated,
                 )
 
                 def call(timeout: float, transfer=transfer):
@@ -155,7 +168,7 @@ def _fetch_checked(
                     problem, connections = str(exc), 1
                 else:
                     size = part.stat().st_size
-                    problem = matches(f, size, sha256, git_sha1)
+                    problem = judged(part, stated, sha256, git_sha1)
                     if problem is None:
                         # Checked again right before the rename: a symlinked folder may have
                         # appeared meanwhile.
@@ -164,7 +177,7 @@ def _fetch_checked(
                         final = names_mod.target(local_dir, spec.repo_id, f.path)
                         os.replace(part, final)
                         fetched(d, spec, f.path, size)
-                        return ManifestFile(path=f.path, size=size, sha256=sha256)
+                        return manifest_entry(f, final, stated, sha256)
                     part.unlink(missing_ok=True)
                     if connections > 1 and size > d.cfg.part_bytes():
                         connections = 1  # the ranges may be what is wrong: one connection next
@@ -173,7 +186,7 @@ def _fetch_checked(
             d.console.warn(f"{spec.repo_id}: {problem}; fetching it again{how}")
             d.deadline.check(f"re-downloading {f.path}")
         raise RuntimeFailure(
-            f"{spec.repo_id}: {f.path} failed its integrity check {d.cfg.retries + 1} times; the server sends a corrupt file"
+            f"{spec.repo_id}: {f.path} failed its integrity check {d.cfg.retries + 1} times; the server sends a corrupt file (last: {problem})"
         )
     finally:
         if progress is not None:
@@ -193,11 +206,12 @@ def unchanged(
     entry = known.entry(f.path) if known else None
     if entry is not None and size == entry.size and (f.size is None or size == f.size):
         return entry
-    if f.size is not None and size != f.size:
+    stated = Stated.from_listing(f)
+    if stated.size is not None and size != stated.size:
         return None
-    if not (f.sha256 or (f.blob_id and len(f.blob_id) == 40)):
-        return None
-    sha256, git_sha1 = hash_file(p, git_sha1=bool(f.blob_id))
-    if matches(f, size, sha256, git_sha1) is None:
-        return ManifestFile(path=f.path, size=size, sha256=sha256)
+    if not (stated.sha256 or stated.git_sha1):
+        return None  # nothing to check it against: fetched again (and checked as it comes)
+    sha256, git_sha1 = hash_file(p, git_sha1=bool(stated.git_sha1))
+    if stated.mismatch(size, sha256, git_sha1) is None:
+        return manifest_entry(f, p, stated, sha256)
     return None

@@ -23,6 +23,10 @@ class ManifestFile(BaseModel):
     path: str = Field(min_length=1)
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # what vouches for `sha256` (stated.py): "server" (the server stated it), "git-sha1" (the
+    # server stated the git blob sha1 and the bytes had it), "computed" (nothing was stated:
+    # the hash of the bytes as received); None in manifests older than this field
+    sha256_source: str | None = Field(default=None, pattern=r"^(server|git-sha1|computed)$")
 
 
 class Manifest(BaseModel):

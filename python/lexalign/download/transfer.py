@@ -16,6 +16,7 @@ from ..errors import RuntimeFailure
 from .deadline import Deadline, DeadlineExceeded
 from .digest import Follower
 from .parts import Part, Partial
+from .stated import Stated
 
 BUFFER = 4 << 20
 SPLIT_WORTH_S = 1.0  # split a part only when it would take this long at its current rate
@@ -70,6 +71,7 @@ class Transfer:
     slots: threading.Semaphore | None = None  # the run's connection budget (extra connections)
     # runs one part under the run's retry policy: (what, fn(timeout)) -> fn's result
     retrying: Callable[[str, Callable[[float], object]], object] | None = None
+    stated: Stated | None = None  # what the server says of the file (every answer adds to it)
 
 
 class StartOver(BaseException):
@@ -114,7 +116,10 @@ def request_part(
             from huggingface_hub.utils import hf_raise_for_status
 
             hf_raise_for_status(resp)
-            bound = part.left if part.end >= 0 else None
+            if "Range" in req and resp.status_code != 200:
+                bound = check_range(t, part, resp)  # a range for other bytes: not the file's size
+            if t.stated is not None:
+                t.stated.observe(resp)
             if "Range" in req and resp.status_code == 200:
                 if probe or single:
                     handed = True
@@ -122,10 +127,10 @@ def request_part(
                 raise RangesUnreliable(
                     f"{t.name}: the server answered a range request with the whole file"
                 )
-            if "Range" in req:
-                bound = check_range(t, part, resp)
-                if ok is not None:
-                    ok.set()
+            if "Range" not in req:
+                bound = part.left if part.end >= 0 else body_length(resp)
+            elif ok is not None:
+                ok.set()
             read_body(t, partial, follower, part, resp, bound, single=single, halt=halt, tick=tick)
         finally:
             partial.reading(part, False)
@@ -162,6 +167,18 @@ def check_range(t: Transfer, part: Part, resp) -> int:
         )
     assert m is not None
     return int(m.group(2)) - int(m.group(1)) + 1
+
+
+def body_length(resp) -> int | None:
+    """The length a plain (not compressed, not chunked) body announces, for a file of unknown
+    size: the body ends there, and ending sooner is a dropped connection."""
+    h = resp.headers
+    if h.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        return None
+    if "chunked" in h.get("Transfer-Encoding", "").lower():
+        return None
+    length = h.get("Content-Length", "").strip()
+    return int(length) if length.isdigit() else None
 
 
 def closed(t: Transfer, resp) -> None:
