@@ -266,6 +266,72 @@ def generate(
     )
 
 
+class _Rows(click.ParamType):
+    """--rows: a count of at least 1, or `all`."""
+
+    name = "N|all"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if isinstance(value, int) or value is None:
+            return value
+        if str(value).strip().lower() == "all":
+            return None
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is not a number of rows; give N ≥ 1 or all", param, ctx)
+        return n
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="A finetune or align config (see config/).",
+)
+@click.option(
+    "--rows",
+    "n_rows",
+    default="3",
+    show_default=True,
+    type=_Rows(),
+    help="How many rows to show (from the start of the dataset), or all.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["finetune", "align"]),
+    help="What the config is for (default: told from its keys).",
+)
+@_token_file
+@_output_options
+def preview(
+    config_path: str,
+    n_rows: int | None,
+    kind: str | None,
+    token_file: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Show the first training rows of a finetune or align config as the trainer gets them:
+    the text with the tokens the loss is computed on highlighted, and counts (rows, rows
+    dropped and why, tokens, trained tokens). Loads the tokenizer and the data, no weights.
+
+    --json prints {"rows": [{"index", "input_ids", "labels"}], "rows_total", "rows_dropped",
+    "tokens_total", "tokens_trained"}, labels -100 where nothing is trained."""
+    from .preview import run_preview
+
+    _use_token_file(token_file)
+    sys.exit(
+        run_preview(config_path, _console(quiet, as_json), rows=n_rows, as_json=as_json, kind=kind)
+    )
+
+
 def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 

@@ -187,11 +187,17 @@ class EvalSource(Strict):
         return any(v is not None for v in (self.eval_path, self.eval_split, self.eval_fraction))
 
 
+DATA_FORMATS = ("text", "prompt_completion", "messages", "alpaca")
+
+
 class SFTDataset(EvalSource):
     text_field: str | None = None
     prompt_field: str | None = None
     completion_field: str | None = None
     messages_field: str | None = None
+    # what the rows are; set from the *_field keys when absent. `alpaca`: columns instruction,
+    # input, output (and an optional system), trained as a conversation (chat.from_alpaca)
+    format: Literal["text", "prompt_completion", "messages", "alpaca"] | None = None
 
     @model_validator(mode="after")
     def _one_format(self) -> SFTDataset:
@@ -200,22 +206,40 @@ class SFTDataset(EvalSource):
             raise ValueError(
                 "prompt_field and completion_field go together: set both, or use text_field"
             )
-        chosen = sum([self.text_field is not None, all(pc), self.messages_field is not None])
-        if chosen > 1:
+        given = [
+            name
+            for name, on in (
+                ("text", self.text_field is not None),
+                ("prompt_completion", all(pc)),
+                ("messages", self.messages_field is not None),
+            )
+            if on
+        ]
+        if len(given) > 1:
             raise ValueError(
                 "set exactly one format: text_field, or prompt_field + completion_field, or messages_field"
             )
-        if chosen == 0:
+        if self.format == "alpaca":
+            if given:
+                raise ValueError(
+                    "format: alpaca reads the columns instruction, input, output (and system); "
+                    f"remove {given[0].replace('prompt_completion', 'prompt_field')}_field"
+                )
+            return self
+        if self.format is not None and given and given[0] != self.format:
+            raise ValueError(f"format: {self.format} does not match the *_field keys given")
+        self.format = self.format or (given[0] if given else "text")
+        if self.format == "text" and self.text_field is None:
             self.text_field = "text"
+        if self.format == "messages" and self.messages_field is None:
+            self.messages_field = "messages"
+        if self.format == "prompt_completion" and not all(pc):
+            self.prompt_field, self.completion_field = "prompt", "completion"
         return self
 
     @property
-    def format(self) -> str:
-        if self.messages_field:
-            return "messages"
-        if self.prompt_field:
-            return "prompt_completion"
-        return "text"
+    def conversational(self) -> bool:
+        return self.format in ("messages", "alpaca")
 
 
 class PreferenceDataset(EvalSource):
@@ -254,6 +278,9 @@ class Training(Strict):
     eval_steps: int | None = Field(None, ge=1, description="default: save_steps")
     report_to: Literal["none", "tensorboard"] = "none"
     packing: bool = False
+    # what the loss is computed on (rows.py): auto = assistant for chat data (messages,
+    # alpaca), completion for prompt + completion, all for text
+    loss_on: Literal["auto", "assistant", "completion", "all"] = "auto"
 
 
 class TrainConfigBase(Strict):
@@ -291,9 +318,27 @@ class TrainConfigBase(Strict):
         return ResumeMode.parse(self.resume)
 
 
+LOSS_FITS = {  # data format -> the loss_on values it can have
+    "text": ("auto", "all"),
+    "prompt_completion": ("auto", "completion", "all"),
+    "messages": ("auto", "assistant", "all"),
+    "alpaca": ("auto", "assistant", "completion", "all"),
+}
+
+
 class FinetuneConfig(TrainConfigBase):
     output_dir: str = "outputs/sft"
     dataset: SFTDataset
+
+    @model_validator(mode="after")
+    def _loss_fits(self) -> FinetuneConfig:
+        fmt, loss_on = self.dataset.format or "text", self.training.loss_on
+        if loss_on not in LOSS_FITS[fmt]:
+            raise ValueError(
+                f"training.loss_on: {loss_on} does not fit {fmt} data (dataset.format); "
+                f"use {' or '.join(LOSS_FITS[fmt])}"
+            )
+        return self
 
 
 class AlignConfig(TrainConfigBase):
@@ -308,6 +353,11 @@ class AlignConfig(TrainConfigBase):
         if self.training.packing:
             raise ValueError(
                 "training.packing is for finetune (SFT) only; DPO keeps chosen and rejected apart. Remove it"
+            )
+        if self.training.loss_on not in ("auto", "assistant"):
+            raise ValueError(
+                f"training.loss_on: {self.training.loss_on} is for finetune; DPO trains on the chosen "
+                "and rejected answers (and their end-of-turn token). Remove it or use auto"
             )
         return self
 

@@ -75,6 +75,8 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
         return f"{_key_path(loc)}: required key is missing; add it"
     msg = str(err.get("msg", "invalid value"))
     msg = msg.removeprefix("Value error, ")
+    if not loc and re.match(r"^[a-z_]+\.[a-z_.]+: ", msg):
+        return msg  # a check across sections names its key itself
     value = err.get("input")
     shown = "" if isinstance(value, dict | list) or value is None else f" (got {_cut(value)})"
     if kind in ("literal_error",):

@@ -90,18 +90,41 @@ def _require(columns: list[str], wanted: dict[str, str], source: str, where: str
 
 
 def _shape(ds, mapping: dict[str, str], source: str, where: str, path: str):
-    """Keep the configured columns under trl's names; refuse an empty dataset."""
+    """Keep the configured columns under trl's names, with each row's position in the file
+    (`row_index`); refuse an empty dataset. Alpaca rows become conversations."""
+    from .rows import INDEX
+
+    if len(ds) == 0:
+        raise ConfigError(f"{source}: dataset {path}: the {where} has no rows")
+    ds = ds.add_column(INDEX, list(range(len(ds))))
+    if mapping == ALPACA:
+        return _alpaca(ds, source, where)
     _require(list(ds.column_names), mapping, source, where)
     columns = {
         column: trl_name
         for column, trl_name in zip(mapping.values(), _TRL[tuple(mapping)], strict=True)
     }
-    ds = ds.select_columns(list(columns)).rename_columns(
+    return ds.select_columns([*columns, INDEX]).rename_columns(
         {k: v for k, v in columns.items() if k != v}
     )
-    if len(ds) == 0:
-        raise ConfigError(f"{source}: dataset {path}: the {where} has no rows")
-    return ds
+
+
+ALPACA = {"format": "alpaca"}
+
+
+def _alpaca(ds, source: str, where: str):
+    """`format: alpaca`: instruction, input, output, optional system → a `messages` column."""
+    from . import chat
+    from .rows import INDEX
+
+    missing = [c for c in ("instruction", "output") if c not in ds.column_names]
+    if missing:
+        raise ConfigError(
+            f"{source}: dataset.format: alpaca needs the columns instruction and output (input and "
+            f"system optional); the {where} lacks {missing[0]!r}; its columns are: {', '.join(ds.column_names)}"
+        )
+    rows = [chat.from_alpaca(row, row[INDEX], source) for row in ds]
+    return ds.select_columns([INDEX]).add_column("messages", rows)
 
 
 # config key → trl column, per format
@@ -114,6 +137,8 @@ _TRL = {
 
 
 def _sft_mapping(spec: SFTDataset) -> dict[str, str]:
+    if spec.format == "alpaca":
+        return ALPACA
     if spec.format == "text":
         return {"text_field": spec.text_field}
     if spec.format == "prompt_completion":

@@ -2,6 +2,9 @@
 
 - `cpu_resume_fix`: transformers loads the optimizer onto `args.device` when world_size > 1;
   on CPU that is `cpu:0`, which torch cannot restore storages to. Map it to plain `cpu`.
+- `pretokenized_dpo`: trl's DPOTrainer always re-tokenizes its dataset (and trains every token
+  its chat rendering puts after the prompt); our pairs (pairs.py) come tokenized, with exactly
+  the answer's content and end-of-turn token as the completion, so they are used as they are.
 - `keep_bitsandbytes_out`: peft imports bitsandbytes whenever it is installed; without QLoRA it
   is not needed and its import is slow and noisy, so it is kept out of sys.modules.
 """
@@ -41,3 +44,16 @@ def cpu_resume_fix(trainer_cls):
 
     Fixed.__name__ = trainer_cls.__name__
     return Fixed
+
+
+def pretokenized_dpo(trainer_cls):
+    """A DPOTrainer that takes a dataset already holding prompt/chosen/rejected input ids."""
+
+    class Pretokenized(trainer_cls):  # type: ignore[misc, valid-type]
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if "prompt_input_ids" in dataset.column_names:
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    Pretokenized.__name__ = trainer_cls.__name__
+    return Pretokenized

@@ -110,6 +110,12 @@ def _load_model(kind: TrainKind, cfg, precision: str, env, console: Console):
     return model
 
 
+def _data_summary(plan: dict[str, Any]) -> dict[str, Any] | None:
+    """What the rows trained on (finetune): for run.json and the summary."""
+    keys = ("loss_on", "rows_total", "rows_dropped", "dropped", "tokens_total", "tokens_trained")
+    return {k: plan[k] for k in keys} if "loss_on" in plan else None
+
+
 def _trainer_setup(kind: TrainKind, cfg, p: Prepared, output_dir: Path, eval_ds):
     """trl's trainer class, its arguments, extra keyword arguments and the eval interval."""
     t = cfg.training
@@ -152,7 +158,14 @@ def _trainer_setup(kind: TrainKind, cfg, p: Prepared, output_dir: Path, eval_ds)
     if kind is TrainKind.ALIGN:
         from trl import DPOConfig, DPOTrainer
 
-        return DPOTrainer, DPOConfig(**common, beta=cfg.beta), {"ref_model": None}, eval_steps
+        from .compat import pretokenized_dpo
+
+        return (
+            pretokenized_dpo(DPOTrainer),
+            DPOConfig(**common, beta=cfg.beta),
+            {"ref_model": None},
+            eval_steps,
+        )
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(**common, dataset_text_field="text", packing=t.packing)
@@ -284,6 +297,7 @@ def train(
                 "base_adapter": BASE_ADAPTER_DIR if adapter else None,
                 "fingerprint": fp,
                 "eval": summary,
+                "data": _data_summary(p.plan),
                 "best_checkpoint": str(best_ckpt) if best_ckpt and best_ckpt.is_dir() else None,
                 "environment": env,
             },
@@ -313,8 +327,12 @@ def train(
             steps=final_step,
             final_loss=state.last_loss,
             eval=summary,
+            data=_data_summary(p.plan),
             output_dir=str(output_dir),
         )
+        if p.plan.get("rows_dropped"):
+            dropped = ", ".join(f"{n} {why}" for why, n in p.plan["dropped"].items())
+            console.info(f"rows dropped before training (nothing to train in them): {dropped}")
         if summary:
             console.info(
                 f"eval loss {summary['first_loss']:.4f} → {summary['last_loss']:.4f}; best "

@@ -95,6 +95,78 @@ def device() -> tuple[str, str]:
     return "cpu", "fp32"
 
 
+def _sft_rows(ds, eval_ds, tokenizer, t, source: str):
+    """The finetune rows as the trainer gets them (rows.py: tokens and what is trained, rows
+    without a trained token dropped), and what the plan says of them."""
+    from .. import rows
+
+    built = rows.build(ds, tokenizer, t.loss_on, t.max_length, source)
+    train_ds = rows.to_dataset(built, source)
+    if eval_ds is not None:
+        eval_ds = rows.to_dataset(
+            rows.build(eval_ds, tokenizer, t.loss_on, t.max_length, source),
+            source,
+            "evaluation data",
+        )
+    st = built.stats
+    return (
+        train_ds,
+        eval_ds,
+        {
+            "loss_on": built.loss_on,
+            "rows_total": st.rows_total,
+            "rows_dropped": st.rows_dropped,
+            "dropped": dict(st.dropped),
+            "tokens_total": st.tokens_total,
+            "tokens_trained": st.tokens_trained,
+            "trained_share": round(st.trained_share(), 4),
+            "lengths": st.lengths,
+            "truncated": st.truncated,
+        },
+    )
+
+
+def _dpo_pairs(ds, eval_ds, tokenizer, t, source: str):
+    """The align pairs as DPO gets them (pairs.py), and what the plan says of them."""
+    from .. import pairs
+
+    built = pairs.build(ds, tokenizer, t.max_length, source)
+    train_ds = pairs.to_dataset(built, source)
+    if eval_ds is not None:
+        eval_ds = pairs.to_dataset(
+            pairs.build(eval_ds, tokenizer, t.max_length, source), source, "evaluation data"
+        )
+    st = built.stats
+    return (
+        train_ds,
+        eval_ds,
+        {
+            "loss_on": "assistant",
+            "rows_total": st.rows_total,
+            "rows_dropped": st.rows_dropped,
+            "dropped": dict(st.dropped),
+            "tokens_total": st.tokens_total,
+            "tokens_trained": st.tokens_trained,
+            "trained_share": round(st.trained_share(), 4),
+            "lengths": st.lengths,
+            "truncated": st.truncated,
+        },
+    )
+
+
+def _trained_row(trained: dict[str, Any]) -> list[list[str]]:
+    if not trained:
+        return []
+    dropped = ", ".join(f"{n} {why}" for why, n in trained["dropped"].items()) or "none"
+    return [
+        [
+            "trained",
+            f"loss on {trained['loss_on']}: {trained['tokens_trained']:,} of {trained['tokens_total']:,} "
+            f"tokens ({100 * trained['trained_share']:.1f}%); rows dropped: {dropped}",
+        ]
+    ]
+
+
 @dataclass
 class Prepared:
     """What `run` worked out before training: the data, tokenizer, LoRA targets, device, plan."""
@@ -186,8 +258,12 @@ def prepare(
 
     world = world_size()
     effective_batch = t.batch_size * t.gradient_accumulation_steps * world
-    lengths = data.token_lengths(ds, tokenizer, kind.method)
-    truncated = sum(1 for n in lengths if n > t.max_length)
+    if kind is TrainKind.FINETUNE:
+        ds, eval_ds, trained = _sft_rows(ds, eval_ds, tokenizer, t, source)
+        lengths, truncated = trained.pop("lengths"), trained.pop("truncated")
+    else:
+        ds, eval_ds, trained = _dpo_pairs(ds, eval_ds, tokenizer, t, source)
+        lengths, truncated = trained.pop("lengths"), trained.pop("truncated")
     resume_from, start = resolve_resume(cfg, output_dir, overwrite, source, dry_run=dry_run)
     plan = {
         "kind": str(kind),
@@ -203,6 +279,7 @@ def prepare(
         "packing": t.packing,
         "report_to": t.report_to,
         "truncated_rows": truncated,
+        **trained,
         "max_tokens": max(lengths),
         "mean_tokens": round(sum(lengths) / len(lengths), 1),
         "max_steps": t.max_steps,
@@ -240,6 +317,7 @@ def prepare(
                     else "none (set dataset.eval_path, eval_split or eval_fraction)",
                 ],
                 ["tokens", f"max {max(lengths)}, mean {sum(lengths) / len(lengths):.1f}"],
+                *_trained_row(trained),
                 [
                     "steps",
                     f"{t.max_steps} × effective batch {effective_batch} "
