@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from .config import PreferenceDataset, SFTDataset
 from .errors import ConfigError, one_line
@@ -186,37 +185,3 @@ def datasets_for(kind: str, spec: SFTDataset | PreferenceDataset, source: str, s
         parts = train.train_test_split(test_size=n_eval, seed=seed, shuffle=True)
         return parts["train"], parts["test"]
     return train, None
-
-
-def _as_text(value: Any, tokenizer, add_generation_prompt: bool = False) -> str:
-    if isinstance(value, list):  # chat messages
-        return tokenizer.apply_chat_template(
-            value, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-    return str(value)
-
-
-def token_lengths(ds, tokenizer, kind: str) -> list[int]:
-    """Token length of each training example (prompt+completion, or the longer of chosen and rejected)."""
-    lengths = []
-    for row in ds:
-        if kind == "dpo":
-            prompt = _as_text(
-                row["prompt"], tokenizer, add_generation_prompt=isinstance(row["prompt"], list)
-            )
-            n = max(
-                len(tokenizer(prompt + _as_text(row[c], tokenizer))["input_ids"])
-                for c in ("chosen", "rejected")
-            )
-        elif "text" in row:
-            n = len(tokenizer(row["text"])["input_ids"])
-        elif "messages" in row:
-            n = len(tokenizer(_as_text(row["messages"], tokenizer))["input_ids"])
-        else:
-            n = len(
-                tokenizer(
-                    _as_text(row["prompt"], tokenizer) + _as_text(row["completion"], tokenizer)
-                )["input_ids"]
-            )
-        lengths.append(n)
-    return lengths

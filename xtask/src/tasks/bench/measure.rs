@@ -386,6 +386,27 @@ pub fn packing(b: &Bench) -> Result<Vec<Row>> {
     Ok(vec![row])
 }
 
+pub fn preview(b: &Bench) -> Result<Vec<Row>> {
+    b.ctx
+        .info("bench: preview of 1,000 chat rows (python -m lexalign preview, in the container)");
+    let mut row = Row::new("preview-1k", "preview, 1,000 chat rows", "s");
+    row.peer_name = "apply_chat_template alone";
+    row.target = Some(Target::AtMost(10.0));
+    let runs = b.runs.min(3).to_string();
+    match b.dev_json(&["python", "benchmarks/preview_bench.py", "--runs", &runs]) {
+        Ok(v) => {
+            row.samples = numbers(&v, "cli_s");
+            row.peer = numbers(&v, "template_tokenize_s");
+            row.note = "the whole CLI run (start-up, data, every row's masks); tiny ChatML tokenizer \
+                        with a default system prompt, three turns per row; peer: tokenizing the same \
+                        rows through the template without masks, in-process"
+                .into();
+        }
+        Err(e) => row = row.unavailable(format!("not measured: {e}")),
+    }
+    Ok(vec![row])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,7 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
             Group::XtaskCompile => measure::xtask_compile(&b)?,
             Group::TrainOverhead => measure::train_overhead(&b)?,
             Group::Packing => measure::packing(&b)?,
+            Group::Preview => measure::preview(&b)?,
             Group::Arm64 => arm64::arm64(&b, args.quick)?,
             Group::Push => scaleout::push(&b)?,
             Group::Multinode => scaleout::multinode(&b)?,

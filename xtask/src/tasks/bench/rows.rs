@@ -13,6 +13,7 @@ pub enum Group {
     XtaskCompile,
     TrainOverhead,
     Packing,
+    Preview,
     Download,
     Arm64,
     Push,
@@ -46,6 +47,7 @@ impl Group {
             Group::XtaskCompile => &["xtask-compile", "xtask-help"],
             Group::TrainOverhead => &["train-overhead"],
             Group::Packing => &["packing"],
+            Group::Preview => &["preview-1k"],
             Group::Download => &["download", "download-link"],
             Group::Arm64 => &["arm64-image-size", "arm64-build"],
             Group::Push => &["push-cold", "push-warm", "pull-cold"],
@@ -56,7 +58,7 @@ impl Group {
 }
 
 /// Every group, in the order the report lists them.
-pub const GROUPS: [Group; 14] = [
+pub const GROUPS: [Group; 15] = [
     Group::ColdBuild,
     Group::Rebuilds,
     Group::LockChange,
@@ -66,6 +68,7 @@ pub const GROUPS: [Group; 14] = [
     Group::XtaskCompile,
     Group::TrainOverhead,
     Group::Packing,
+    Group::Preview,
     Group::Download,
     Group::Arm64,
     Group::Push,
