@@ -175,6 +175,11 @@ class Renderer:
         """Tokenize `text` as at inference (no special tokens added: the template has them);
         `spans` None trains every token. The first token is never trained: nothing predicts
         it (and in a packed row it would be predicted from the row before)."""
+        if spans is not None and not getattr(self.tok, "is_fast", False):
+            raise ConfigError(
+                f"{self.where}: the model's tokenizer is a slow (Python) one, which cannot map tokens "
+                "to characters; masks need its fast tokenizer (tokenizer.json), or use loss_on: all"
+            )
         enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=spans is not None)
         ids = list(enc["input_ids"])
         if spans is None:

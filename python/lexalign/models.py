@@ -70,6 +70,20 @@ def check_model(name: str, where: str) -> None:
         )
 
 
+def check_tokenizer(name: str, where: str) -> None:
+    """What `preview` needs: a local folder with a tokenizer (weights and config.json are not
+    read); a Hub id passes (checked on load)."""
+    path = Path(name).expanduser()
+    if not looks_local(name) and not path.exists():
+        return
+    if not path.exists():
+        raise ConfigError(f"{where}: {name} {NOT_DOWNLOADED} ({where_looked(name)})")
+    if not any((path / f).is_file() for f in ("tokenizer_config.json", "tokenizer.json")):
+        raise ConfigError(
+            f"{where}: {name} has no tokenizer (tokenizer_config.json or tokenizer.json); give a model folder"
+        )
+
+
 def check_adapter(name: str, where: str) -> Path:
     """A LexAlign output (or any peft adapter folder): it must hold adapter_config.json."""
     path = Path(name).expanduser()

@@ -43,6 +43,11 @@ class PairBuilder:
 
     def encode(self, row: dict[str, Any], index: int) -> dict[str, list[int]] | str:
         if isinstance(row["prompt"], list):
+            if not self.tok.chat_template:
+                raise ConfigError(
+                    f"{self.where}: row {index}: conversational pairs need a model with a chat template, "
+                    "and this tokenizer has none; use plain-text prompt/chosen/rejected"
+                )
             prompt = self.rb.conversation(row["prompt"], index)
             if not prompt:
                 return "empty conversation"

@@ -46,7 +46,7 @@ def run_preview(
 
     k = TrainKind(kind) if kind else kind_of(config_path)
     cfg = load_config(config_path, FinetuneConfig if k is TrainKind.FINETUNE else AlignConfig)
-    models.check_model(cfg.model, f"{config_path}: model")
+    models.check_tokenizer(cfg.model, f"{config_path}: model")
     tokenizer = _tokenizer(cfg, config_path)
     built = _build(k, cfg, tokenizer, config_path)
     shown = sorted(built.rows, key=lambda r: r["index"])
