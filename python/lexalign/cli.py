@@ -24,11 +24,10 @@ from .errors import (
 from .kinds import TrainKind
 from .options import (
     CONTEXT,
-    _common,
-    _output_options,
-    _Run,
-    _token_file,
-    _use_token_file,
+    RunState,
+    config_options,
+    output_options,
+    token_file_option,
 )
 from .options import console as _console
 
@@ -42,20 +41,19 @@ def cli() -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@_common
+@config_options
 @click.option(
     "--verify",
     is_flag=True,
     help="Re-hash downloaded files against their manifests (offline); exit 1 on a mismatch.",
 )
-@_token_file
+@token_file_option
 def download(
     config_path: str,
     dry_run: bool,
     quiet: bool,
     as_json: bool,
     verify: bool,
-    token_file: str | None,
 ) -> None:
     """Download the models and datasets listed in a YAML config (e.g. config/downloads.yaml).
 
@@ -71,7 +69,6 @@ def download(
             _console(quiet, as_json),
             dry_run=dry_run,
             verify=verify,
-            token_file=token_file,
         )
     )
 
@@ -84,19 +81,17 @@ def _train_command(kind: TrainKind, doc: str) -> click.Command:
         is_flag=True,
         help="Start over: empty a non-empty output_dir first (whatever resume: says).",
     )
-    @_token_file
-    @_common
+    @token_file_option
+    @config_options
     def command(
         config_path: str,
         dry_run: bool,
         quiet: bool,
         as_json: bool,
         overwrite: bool,
-        token_file: str | None,
     ) -> None:
         from .commands import run_train
 
-        _use_token_file(token_file)
         sys.exit(
             run_train(
                 kind, config_path, _console(quiet, as_json), dry_run=dry_run, overwrite=overwrite
@@ -140,7 +135,7 @@ align = _train_command(
 )
 @click.option("--overwrite", is_flag=True, help="Start over: replace a non-empty --output folder.")
 @click.option("--dry-run", is_flag=True, help="Check the inputs and show the plan; write nothing.")
-@_token_file
+@token_file_option
 @click.option(
     "--max-shard-size",
     default="2GB",
@@ -148,14 +143,13 @@ align = _train_command(
     metavar="SIZE",
     help="Largest safetensors shard.",
 )
-@_output_options
+@output_options
 def export(
     adapter: str,
     output: str,
     base: str | None,
     overwrite: bool,
     dry_run: bool,
-    token_file: str | None,
     max_shard_size: str,
     quiet: bool,
     as_json: bool,
@@ -169,7 +163,6 @@ def export(
     """
     from .commands import run_export
 
-    _use_token_file(token_file)
     sys.exit(
         run_export(
             adapter,
@@ -219,8 +212,8 @@ def export(
 )
 @click.option("--seed", type=int, help="Seed for sampling (a repeatable completion).")
 @click.option("--dry-run", is_flag=True, help="Check the inputs and show the plan; load nothing.")
-@_token_file
-@_output_options
+@token_file_option
+@output_options
 def generate(
     model: str | None,
     adapter: str | None,
@@ -232,7 +225,6 @@ def generate(
     top_p: float,
     seed: int | None,
     dry_run: bool,
-    token_file: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -248,7 +240,6 @@ def generate(
         raise click.UsageError("--base goes with --adapter; a --model folder is a whole model")
     from .commands import run_generate
 
-    _use_token_file(token_file)
     sys.exit(
         run_generate(
             _console(quiet, as_json),
@@ -308,13 +299,12 @@ class _Rows(click.ParamType):
     type=click.Choice(["finetune", "align"]),
     help="What the config is for (default: told from its keys).",
 )
-@_token_file
-@_output_options
+@token_file_option
+@output_options
 def preview(
     config_path: str,
     n_rows: int | None,
     kind: str | None,
-    token_file: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -326,7 +316,6 @@ def preview(
     "tokens_total", "tokens_trained"}, labels -100 where nothing is trained."""
     from .preview import run_preview
 
-    _use_token_file(token_file)
     sys.exit(
         run_preview(config_path, _console(quiet, as_json), rows=n_rows, as_json=as_json, kind=kind)
     )
@@ -339,7 +328,7 @@ def _sigterm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     """Run the CLI; return the exit code. `download.py` & co. pass their command name first."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _Run.debug = False
+    RunState.debug = False
     command: click.Command = cli
     if prog_name and args and args[0] in cli.commands:
         command = cli.commands[args.pop(0)]
@@ -376,7 +365,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
 
         from .errors import one_line, redact
 
-        if _Run.debug:
+        if RunState.debug:
             sys.stderr.write(redact(traceback.format_exc()))
         sys.stderr.write(f"error: {redact(one_line(exc, 600))}\n")
         return exc.exit_code
@@ -385,7 +374,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
 
         from .errors import one_line, redact
 
-        if _Run.debug:
+        if RunState.debug:
             sys.stderr.write(redact(traceback.format_exc()))
         sys.stderr.write(
             f"error: unexpected {type(exc).__name__}: {redact(one_line(exc))} (run with --debug for the traceback)\n"

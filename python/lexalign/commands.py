@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from .console import Console, human_bytes
 from .errors import ConfigError
@@ -16,68 +15,7 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def read_token(token_file: str | None) -> str | None:
-    """The Hub token: the first line of --token-file (utf-8, a BOM allowed), else HF_TOKEN. The
-    token is registered as a secret, so no printed line ever contains it."""
-    from .errors import register_secret
-
-    if token_file:
-        p = Path(token_file)
-        try:
-            if not p.is_file():
-                raise ConfigError(
-                    f"--token-file {token_file}: not a regular file; give the file holding the token"
-                )
-            if p.stat().st_size > 64 * 1024:
-                raise ConfigError(
-                    f"--token-file {token_file}: larger than 64 kB, so not a token file"
-                )
-            text = p.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise ConfigError(f"--token-file {token_file}: not UTF-8 text") from None
-        except OSError as exc:
-            raise ConfigError(
-                f"--token-file {token_file}: cannot read it ({exc.strerror})"
-            ) from None
-        for line in text.splitlines():
-            register_secret(line.strip())  # every line is secret; only the first is used
-        token = text.splitlines()[0].strip() if text.strip() else ""
-        if not token:
-            raise ConfigError(
-                f"--token-file {token_file} has no token on its first line; put the token there"
-            )
-        return token
-    token = os.environ.get("HF_TOKEN", "").strip()
-    register_secret(token)
-    return token or None
-
-
-def register_url_secrets() -> None:
-    """A password in HF_ENDPOINT (or a proxy URL) is a secret too."""
-    from urllib.parse import urlsplit
-
-    from .errors import register_secret
-
-    for var in (
-        "HF_ENDPOINT",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-    ):
-        try:
-            parts = urlsplit(os.environ.get(var, ""))
-        except ValueError:
-            continue
-        register_secret(parts.password)
-        if parts.password and parts.username:
-            register_secret(f"{parts.username}:{parts.password}")
-
-
-def run_download(
-    config_path: str, console: Console, *, dry_run: bool, verify: bool, token_file: str | None
-) -> int:
+def run_download(config_path: str, console: Console, *, dry_run: bool, verify: bool) -> int:
     from .config import DownloadConfig, load_config
 
     cfg = load_config(config_path, DownloadConfig)
@@ -94,8 +32,9 @@ def run_download(
             return 1
         return 0
 
-    register_url_secrets()
-    token = read_token(token_file)
+    from . import hubtoken
+
+    token = hubtoken.current()
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()

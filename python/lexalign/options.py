@@ -1,5 +1,6 @@
 """The options several commands share (click only: `--help` stays instant): output modes and
-`--debug`, `--config`/`--dry-run`, `--token-file`."""
+`--debug`, `--config`/`--dry-run`, `--token-file`. Public: cli.py builds its commands from
+them."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ import click
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class _Run:
+class RunState:
     """What `main` needs to know about the command that ran (set by its `--debug` option)."""
 
     debug = False
 
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    _Run.debug = value
+    RunState.debug = value
     return value
 
 
-def _output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--json / --quiet / --debug: every command has them."""
     f = click.option(
         "--debug",
@@ -44,29 +45,28 @@ def _output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _token_file(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--token-file: every command that can load a gated model or dataset from the Hub."""
+def _use_token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    from . import hubtoken
+
+    hubtoken.use(value)
+
+
+def token_file_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--token-file: every command that can load a gated model or dataset from the Hub. The
+    token (this file, else HF_TOKEN) is settled before the command runs (hubtoken.use)."""
     return click.option(
         "--token-file",
         type=click.Path(exists=True, dir_okay=False, path_type=str),
         metavar="FILE",
+        expose_value=False,
+        callback=_use_token,
         help="Read the Hub token from FILE instead of $HF_TOKEN (never printed).",
     )(f)
 
 
-def _use_token_file(token_file: str | None) -> None:
-    """Make the token of --token-file the one huggingface_hub uses in this process."""
-    if token_file:
-        import os
-
-        from .commands import read_token
-
-        os.environ["HF_TOKEN"] = read_token(token_file) or ""
-
-
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options of the config-driven commands (download, finetune, align)."""
-    f = _output_options(f)
+    f = output_options(f)
     f = click.option("--dry-run", is_flag=True, help="Validate and show the plan; write nothing.")(
         f
     )
