@@ -1,6 +1,6 @@
 """Errors that end a command with a clear one-line message and a defined exit code.
 
-Exit codes (design §6): 0 ok, 1 runtime failure, 2 usage or config error, 75 preempted (training
+Exit codes (docs/cli.md): 0 ok, 1 runtime failure, 2 usage or config error, 75 preempted (training
 stopped by SIGTERM/SIGUSR1 after saving a checkpoint; run again to resume), 130 interrupted.
 """
 

@@ -52,7 +52,7 @@ pub enum Task {
     Image(ImageArgs),
     /// Check the built image: Python, packages vs lockfile, user, entrypoint, exit codes, staleness.
     Smoke,
-    /// Run download.py, finetune.py and align.py with --help inside the image.
+    /// Run every CLI (download, finetune, align, export, generate) with --help inside the image.
     HelpCheck,
     /// pytest -m "not integration and not hub" in a container (extra args after --).
     TestUnit(PassArgs),

@@ -5,7 +5,7 @@ runs inside the trainer (typed state, metrics, test hooks); preempt.py stopping 
 at a checkpoint (SIGTERM/SIGUSR1 → exit 75); outputs.py what a run
 leaves in output_dir; compat.py the shims over the pinned libraries; dist.py the rank.
 
-Outputs (design §6): the adapter and tokenizer in output_dir, `checkpoint-*` folders,
+Outputs (docs/cli.md): the adapter and tokenizer in output_dir, `checkpoint-*` folders,
 `metrics.jsonl` (one object per logged step, each step once even across resumes) and `run.json`.
 Runs unchanged under `accelerate launch` / `torchrun`: only rank 0 writes outputs and logs.
 """

@@ -264,7 +264,7 @@ def train(
     final_step = trainer.state.global_step
 
     def write_run(status: str, train_loss: float | None = None) -> dict[str, Any] | None:
-        """run.json (design §6): the resolved config, versions, times, losses, resume point,
+        """run.json (docs/cli.md): the resolved config, versions, times, losses, resume point,
         evaluation summary and environment; loss.svg beside it."""
         if not trainer.is_world_process_zero():
             return None

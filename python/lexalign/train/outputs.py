@@ -182,7 +182,7 @@ def copy_adapter(src: Path, dst: Path) -> None:
 
 
 def write_run_json(output_dir: Path, record: dict[str, Any]) -> None:
-    """run.json (design §6), rank 0 only."""
+    """run.json (docs/cli.md, outputs), rank 0 only."""
     if is_main():
         atomic_write_text(output_dir / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 

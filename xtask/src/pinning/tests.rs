@@ -261,7 +261,7 @@ proptest! {
         };
         let input = format!("[project]{nl}name = \"x\"{nl}{body}");
         // The one input the rewriter must refuse: a package listed twice under one marker
-        // (design §5). Everything else it must accept.
+        // (docs/dependencies.md). Everything else it must accept.
         let key = |r: &str| {
             let name: String = r
                 .chars()

@@ -1,4 +1,4 @@
-//! `cargo xtask smoke`: check the built image (design §4). A stale image (lock label ≠ the
+//! `cargo xtask smoke`: check the built image (docs/docker.md, "smoke"). A stale image (lock label ≠ the
 //! current lockfile's hash) fails at once; otherwise every check runs and reports a line.
 
 use crate::ctx::Ctx;
