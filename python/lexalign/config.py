@@ -322,7 +322,7 @@ LOSS_FITS = {  # data format -> the loss_on values it can have
     "text": ("auto", "all"),
     "prompt_completion": ("auto", "completion", "all"),
     "messages": ("auto", "assistant", "all"),
-    "alpaca": ("auto", "assistant", "completion", "all"),
+    "alpaca": ("auto", "assistant", "all"),
 }
 
 
