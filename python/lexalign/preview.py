@@ -21,17 +21,33 @@ IGNORE = -100
 ALIGN_KEYS = {"method", "beta", "adapter"}
 
 
+SFT_KEYS = {"text_field", "prompt_field", "completion_field", "messages_field", "format"}
+
+
 def kind_of(config_path: str) -> TrainKind:
-    """finetune or align, from the config's keys: align has method/beta/adapter, or
-    chosen/rejected fields; anything else is a finetune config."""
+    """finetune or align, from the config's keys (align: method/beta/adapter, or chosen/rejected
+    fields; finetune: a text/prompt/completion/messages field or a format), else from the data:
+    rows with `chosen` and `rejected` columns are preference pairs."""
     from .config import load_yaml
 
     data = load_yaml(config_path)
-    if isinstance(data, dict):
-        dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
-        if ALIGN_KEYS & set(data) or {"chosen_field", "rejected_field"} & set(dataset):
-            return TrainKind.ALIGN
-    return TrainKind.FINETUNE
+    if not isinstance(data, dict):
+        return TrainKind.FINETUNE
+    dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
+    if ALIGN_KEYS & set(data) or {"chosen_field", "rejected_field"} & set(dataset):
+        return TrainKind.ALIGN
+    if SFT_KEYS & set(dataset) or not isinstance(dataset.get("path"), str):
+        return TrainKind.FINETUNE
+    from . import data as data_mod
+
+    try:
+        columns = data_mod.load_rows(
+            dataset["path"], str(dataset.get("split", "train")), config_path
+        )
+    except ConfigError:
+        return TrainKind.FINETUNE  # the finetune config's own checks say what is wrong
+    pairs = {"chosen", "rejected"} <= set(columns.column_names)
+    return TrainKind.ALIGN if pairs else TrainKind.FINETUNE
 
 
 def labels(ids: list[int], mask: list[int]) -> list[int]:

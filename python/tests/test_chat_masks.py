@@ -183,3 +183,22 @@ def test_truncation_keeps_the_first_tokens_and_trains_what_is_left():
     part, was_cut = short.cut(whole)
     assert was_cut and part.input_ids == whole.input_ids[: first + 3]
     assert part.mask == whole.mask[: first + 3] and sum(part.mask) == 3
+
+
+def test_preview_tells_an_align_config_from_its_keys_or_its_data(tmp_path):
+    from lexalign.kinds import TrainKind
+    from lexalign.preview import kind_of
+
+    (tmp_path / "p.jsonl").write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
+    (tmp_path / "t.jsonl").write_text('{"text": "the court"}\n')
+    cases = {
+        "model: m\ndataset: {path: P}\n": TrainKind.ALIGN,  # from the data
+        "model: m\nbeta: 0.2\ndataset: {path: T}\n": TrainKind.ALIGN,  # from a key
+        "model: m\ndataset: {path: T}\n": TrainKind.FINETUNE,
+        "model: m\ndataset: {path: P, text_field: prompt}\n": TrainKind.FINETUNE,
+    }
+    for body, kind in cases.items():
+        cfg = tmp_path / "c.yaml"
+        body = body.replace("P", str(tmp_path / "p.jsonl")).replace("T", str(tmp_path / "t.jsonl"))
+        cfg.write_text(body)
+        assert kind_of(str(cfg)) is kind, body
