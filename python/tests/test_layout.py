@@ -53,3 +53,23 @@ def test_no_import_cycle_between_modules():
         if m not in state:
             visit(m, [m])
     assert not cycles, "import cycles: " + "; ".join(" → ".join(c) for c in cycles)
+
+
+LIMIT = 80  # lines of a function, decorators and docstring included
+
+
+def test_no_product_function_is_longer_than_the_limit():
+    """Functions read as named steps: none in lexalign/ is over LIMIT lines, unless the line
+    above its `def` says why it must be long (`# long: …`)."""
+    long = []
+    for f in sorted(ROOT.rglob("*.py")):
+        lines = f.read_text().splitlines()
+        for n in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            first = min([n.lineno, *(d.lineno for d in n.decorator_list)])
+            size = n.end_lineno - first + 1
+            said = first >= 2 and lines[first - 2].strip().startswith("# long:")
+            if size > LIMIT and not said:
+                long.append(f"{f.relative_to(ROOT.parent)}:{n.lineno} {n.name} ({size} lines)")
+    assert not long, "functions over the limit: " + "; ".join(long)

@@ -22,32 +22,42 @@ def fetch_parts(t: Transfer, partial: Partial, follower: Follower, todo: list[Pa
     the run has a free connection slot, starts a helper thread holding that slot. So a fast
     link stays on one connection, a file gets more only while the run has free ones (a sharded
     repo's files keep one each), and nothing polls while nothing can be gained."""
-    queue = list(todo)
-    lock = threading.Lock()
-    halt = threading.Event()
-    ranges_ok = threading.Event()
-    errors: list[BaseException] = []
-    helpers: list[threading.Thread] = []
+    _Parts(t, partial, follower, todo).run()
 
-    def take() -> Part | None:
-        with lock:
-            if queue:
-                return queue.pop(0)
-        return partial.split(t.part_bytes, SPLIT_WORTH_S)
 
-    def work_to_do() -> bool:
-        with lock:
-            if queue:
+class _Parts:
+    """The state of one file's ranged download: the queue of parts, the helpers, the first
+    error (which halts every reader)."""
+
+    def __init__(self, t: Transfer, partial: Partial, follower: Follower, todo: list[Part]):
+        self.t, self.partial, self.follower = t, partial, follower
+        self.queue = list(todo)
+        self.lock = threading.Lock()
+        self.halt = threading.Event()
+        self.ranges_ok = threading.Event()
+        self.errors: list[BaseException] = []
+        self.helpers: list[threading.Thread] = []
+
+    def take(self) -> Part | None:
+        with self.lock:
+            if self.queue:
+                return self.queue.pop(0)
+        return self.partial.split(self.t.part_bytes, SPLIT_WORTH_S)
+
+    def work_to_do(self) -> bool:
+        with self.lock:
+            if self.queue:
                 return True
-        return partial.split(t.part_bytes, SPLIT_WORTH_S, take=False) is not None
+        return self.partial.split(self.t.part_bytes, SPLIT_WORTH_S, take=False) is not None
 
-    def attempt(part: Part, probe: bool = False) -> None:
+    def attempt(self, part: Part, probe: bool = False) -> None:
         """One part, retried on its own after a transient error (the others go on)."""
+        t = self.t
 
         def once(_timeout: float) -> None:
             request_part(
-                t, partial, follower, part, single=False, halt=halt, probe=probe, ok=ranges_ok,
-                tick=grow,
+                t, self.partial, self.follower, part, single=False, halt=self.halt, probe=probe,
+                ok=self.ranges_ok, tick=self.grow,
             )  # fmt: skip
 
         what = f"downloading {t.name} (bytes {part.pos}-{part.end - 1})"
@@ -56,59 +66,60 @@ def fetch_parts(t: Transfer, partial: Partial, follower: Follower, todo: list[Pa
         else:
             t.retrying(what, once)
 
-    def work(part: Part) -> None:
+    def work(self, part: Part) -> None:
         try:
-            attempt(part)
+            self.attempt(part)
         except BaseException as exc:
-            errors.append(exc)
-            halt.set()
+            self.errors.append(exc)
+            self.halt.set()
         finally:
-            if partial.save_due(SAVE_EVERY) or part.left == 0:
-                partial.save()
+            if self.partial.save_due(SAVE_EVERY) or part.left == 0:
+                self.partial.save()
 
-    def helper() -> None:
+    def helper(self) -> None:
         try:
-            while not halt.is_set() and (part := take()) is not None:
-                work(part)
+            while not self.halt.is_set() and (part := self.take()) is not None:
+                self.work(part)
         finally:
-            if t.slots is not None:
-                t.slots.release()
+            if self.t.slots is not None:
+                self.t.slots.release()
 
-    def grow() -> None:
+    def grow(self) -> None:
         """Start a helper if there is work for one and a free slot (never waits)."""
-        if halt.is_set() or not ranges_ok.is_set() or not work_to_do():
+        if self.halt.is_set() or not self.ranges_ok.is_set() or not self.work_to_do():
             return
-        with lock:
-            if sum(h.is_alive() for h in helpers) >= t.connections - 1:
+        with self.lock:
+            if sum(h.is_alive() for h in self.helpers) >= self.t.connections - 1:
                 return
-            if t.slots is not None and not t.slots.acquire(blocking=False):
+            if self.t.slots is not None and not self.t.slots.acquire(blocking=False):
                 return
-            h = threading.Thread(target=helper, daemon=True, name="lexalign-part")
-            helpers.append(h)
+            h = threading.Thread(target=self.helper, daemon=True, name="lexalign-part")
+            self.helpers.append(h)
         h.start()
 
-    first = take()
-    assert first is not None
-    partial.save()  # the record exists before any byte lands at an offset
-    try:
+    def run(self) -> None:
+        first = self.take()
+        assert first is not None
+        self.partial.save()  # the record exists before any byte lands at an offset
         try:
-            attempt(first, probe=True)
+            try:
+                self.attempt(first, probe=True)
+            finally:
+                self.partial.save()
+            while not self.halt.is_set() and not self.partial.complete():
+                part = self.take()
+                if part is not None:
+                    self.work(part)
+                    continue
+                self.grow()
+                self.halt.wait(TICK_S)  # the helpers read the rest; a split may come due
+        except BaseException:
+            self.halt.set()
+            raise
         finally:
-            partial.save()
-        while not halt.is_set() and not partial.complete():
-            part = take()
-            if part is not None:
-                work(part)
-                continue
-            grow()
-            halt.wait(TICK_S)  # the helpers read the rest; a split may come due
-    except BaseException:
-        halt.set()
-        raise
-    finally:
-        halt.set()  # every helper stops: the file is in, or something failed
-        for h in list(helpers):
-            h.join()
-        partial.save()
-    if errors:
-        raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
+            self.halt.set()  # every helper stops: the file is in, or something failed
+            for h in list(self.helpers):
+                h.join()
+            self.partial.save()
+        if self.errors:
+            raise next((e for e in self.errors if not isinstance(e, Cancelled)), self.errors[0])

@@ -53,93 +53,104 @@ def make_callback(state: TrainState, preemption: Preemption, console: Console):
     on a signal (every rank at the same step)."""
     from transformers import TrainerCallback
 
-    step_delay = float(testing.hook("step_delay_s") or 0)
-    save_delay = float(testing.hook("save_delay_s") or 0)
+    cls = type("LexAlignCallback", (LexAlignEvents, TrainerCallback), {})
+    return cls(state, preemption, console)
 
-    class LexAlignCallback(TrainerCallback):
-        def on_train_begin(self, args, st, control, **kw):
-            state.t0 = time.time()
-            state.step0 = st.global_step
-            state.tokens = 0
 
-        def on_step_end(self, args, st, control, **kw):
-            if step_delay:
-                time.sleep(step_delay)
-            if preemption.agree(args.device):
-                control.should_save = True
-                control.should_training_stop = True
-            elif state.eval_steps and st.global_step >= st.max_steps:
-                # Evaluate the final adapter too, so eval.last_loss describes what is saved.
-                control.should_evaluate = True
+class LexAlignEvents:
+    """What LexAlign does on the trainer's events (mixed into transformers' TrainerCallback by
+    make_callback, so this module imports no transformers)."""
 
-        def on_evaluate(self, args, st, control, metrics=None, **kw):
-            loss = (metrics or {}).get("eval_loss")
-            if loss is not None and (st.best_metric is None or loss < st.best_metric):
-                control.should_save = (
-                    True  # keep a checkpoint of the best step (rotation spares it)
-                )
+    def __init__(self, state: TrainState, preemption: Preemption, console: Console) -> None:
+        self.state, self.preemption, self.console = state, preemption, console
+        self.step_delay = float(testing.hook("step_delay_s") or 0)
+        self.save_delay = float(testing.hook("save_delay_s") or 0)
 
-        def on_log(self, args, st, control, logs=None, **kw):
-            if not logs or not st.is_world_process_zero:
-                return
-            if "eval_loss" in logs:
-                record = {
-                    "step": st.global_step,
-                    **{k: v for k, v in logs.items() if isinstance(v, int | float)},
-                    "time": round(time.time(), 3),
-                }
-                append_metrics(state.metrics_path, record)
-                console.event("eval", **record)
-                best = st.best_metric if st.best_metric is not None else logs["eval_loss"]
-                console.info(
-                    f"eval  step {st.global_step}/{st.max_steps}  eval_loss {logs['eval_loss']:.4f}  "
-                    f"(best so far {min(best, logs['eval_loss']):.4f})"
-                )
-                return
-            if "loss" not in logs:
-                return
-            elapsed = max(time.time() - (state.t0 or time.time()), 1e-9)
-            done = st.global_step - state.step0
-            record = {
-                "step": st.global_step,
-                **{k: v for k, v in logs.items() if isinstance(v, int | float)},
-            }
-            record["tokens_per_s"] = round(state.tokens * world_size() / elapsed, 1)
-            record["steps_per_s"] = round(done / elapsed, 3)
-            record["time"] = round(time.time(), 3)
-            append_metrics(state.metrics_path, record)
-            if state.first_loss is None:
-                state.first_loss = logs["loss"]
-            state.last_loss = logs["loss"]
-            eta = (st.max_steps - st.global_step) * elapsed / max(done, 1)
-            console.event("step", **record, eta_s=round(eta, 1))
-            console.info(
-                f"step {st.global_step}/{st.max_steps}  loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2e}  "
-                f"{record['steps_per_s']:.2f} steps/s  {record['tokens_per_s']:.0f} tok/s  "
-                f"{_duration(eta)} left"
-            )
+    def on_train_begin(self, args, st, control, **kw):
+        self.state.t0 = time.time()
+        self.state.step0 = st.global_step
+        self.state.tokens = 0
 
-        def on_save(self, args, st, control, **kw):
-            ckpt = state.output_dir / f"checkpoint-{st.global_step}"
-            if st.is_world_process_zero and ckpt.is_dir():
-                # the format key tells resume that this checkpoint is complete only with its mark
-                fp = {**state.fingerprint, "checkpoint_format": CHECKPOINT_FORMAT}
-                atomic_write_text(ckpt / FINGERPRINT, json.dumps(fp, indent=2) + "\n")
-                if state.adapter:
-                    copy_adapter(Path(state.adapter), ckpt / BASE_ADAPTER_DIR)
-                if state.environment:
-                    write_env_file(ckpt, state.environment)
-            if save_delay:
-                time.sleep(save_delay)
-            # every rank has written its part (RNG state) before the checkpoint is marked
-            barrier()
-            if st.is_world_process_zero and ckpt.is_dir():
-                mark_complete(ckpt, st.global_step)
+    def on_step_end(self, args, st, control, **kw):
+        if self.step_delay:
+            time.sleep(self.step_delay)
+        if self.preemption.agree(args.device):
+            control.should_save = True
+            control.should_training_stop = True
+        elif self.state.eval_steps and st.global_step >= st.max_steps:
+            # Evaluate the final adapter too, so eval.last_loss describes what is saved.
+            control.should_evaluate = True
 
-        def on_train_end(self, args, st, control, model=None, **kw):
-            report_params(model)
+    def on_evaluate(self, args, st, control, metrics=None, **kw):
+        loss = (metrics or {}).get("eval_loss")
+        if loss is not None and (st.best_metric is None or loss < st.best_metric):
+            control.should_save = True  # keep a checkpoint of the best step (rotation spares it)
 
-    return LexAlignCallback()
+    def on_log(self, args, st, control, logs=None, **kw):
+        if not logs or not st.is_world_process_zero:
+            return
+        if "eval_loss" in logs:
+            self._eval_row(st, logs)
+        elif "loss" in logs:
+            self._train_row(st, logs)
+
+    def _eval_row(self, st, logs) -> None:
+        record = {
+            "step": st.global_step,
+            **{k: v for k, v in logs.items() if isinstance(v, int | float)},
+            "time": round(time.time(), 3),
+        }
+        append_metrics(self.state.metrics_path, record)
+        self.console.event("eval", **record)
+        best = st.best_metric if st.best_metric is not None else logs["eval_loss"]
+        self.console.info(
+            f"eval  step {st.global_step}/{st.max_steps}  eval_loss {logs['eval_loss']:.4f}  "
+            f"(best so far {min(best, logs['eval_loss']):.4f})"
+        )
+
+    def _train_row(self, st, logs) -> None:
+        state = self.state
+        elapsed = max(time.time() - (state.t0 or time.time()), 1e-9)
+        done = st.global_step - state.step0
+        record = {
+            "step": st.global_step,
+            **{k: v for k, v in logs.items() if isinstance(v, int | float)},
+        }
+        record["tokens_per_s"] = round(state.tokens * world_size() / elapsed, 1)
+        record["steps_per_s"] = round(done / elapsed, 3)
+        record["time"] = round(time.time(), 3)
+        append_metrics(state.metrics_path, record)
+        if state.first_loss is None:
+            state.first_loss = logs["loss"]
+        state.last_loss = logs["loss"]
+        eta = (st.max_steps - st.global_step) * elapsed / max(done, 1)
+        self.console.event("step", **record, eta_s=round(eta, 1))
+        self.console.info(
+            f"step {st.global_step}/{st.max_steps}  loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2e}  "
+            f"{record['steps_per_s']:.2f} steps/s  {record['tokens_per_s']:.0f} tok/s  "
+            f"{_duration(eta)} left"
+        )
+
+    def on_save(self, args, st, control, **kw):
+        state = self.state
+        ckpt = state.output_dir / f"checkpoint-{st.global_step}"
+        if st.is_world_process_zero and ckpt.is_dir():
+            # the format key tells resume that this checkpoint is complete only with its mark
+            fp = {**state.fingerprint, "checkpoint_format": CHECKPOINT_FORMAT}
+            atomic_write_text(ckpt / FINGERPRINT, json.dumps(fp, indent=2) + "\n")
+            if state.adapter:
+                copy_adapter(Path(state.adapter), ckpt / BASE_ADAPTER_DIR)
+            if state.environment:
+                write_env_file(ckpt, state.environment)
+        if self.save_delay:
+            time.sleep(self.save_delay)
+        # every rank has written its part (RNG state) before the checkpoint is marked
+        barrier()
+        if st.is_world_process_zero and ckpt.is_dir():
+            mark_complete(ckpt, st.global_step)
+
+    def on_train_end(self, args, st, control, model=None, **kw):
+        report_params(model)
 
 
 def _duration(seconds: float) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,23 @@ def _trainer_setup(kind: TrainKind, cfg, p: Prepared, output_dir: Path, eval_ds)
     return SFTTrainer, args, {}, eval_steps
 
 
+@dataclass
+class Run:
+    """One training run's context, shared by its steps."""
+
+    kind: TrainKind
+    cfg: Any
+    console: Console
+    p: Prepared
+    output_dir: Path
+    started: float
+    fingerprint: dict[str, Any]
+    environment: dict[str, Any]
+    resumed_step: int | None
+    state: TrainState | None = None
+    trainer: Any = None
+
+
 def train(
     kind: TrainKind,
     cfg: FinetuneConfig | AlignConfig,
@@ -180,22 +198,37 @@ def train(
     preemption: Preemption,
 ) -> int:
     """Load the weights, train with trl, and write the outputs. Returns the exit code."""
-    import torch
-    from peft import LoraConfig
-
-    output_dir = Path(cfg.output_dir)
-    t = cfg.training
-    started = time.time()
     fp = fingerprint(cfg, kind, p.model_config.to_json_string(), p.target_modules)
     env = environment()
-    resumed_step = _resume_point(cfg, kind, p, fp, env, console)
+    run = Run(
+        kind, cfg, console, p, Path(cfg.output_dir), time.time(), fp, env,
+        _resume_point(cfg, kind, p, fp, env, console),
+    )  # fmt: skip
     model = _load_model(kind, cfg, p.precision, env, console)
-    adapter = getattr(cfg, "adapter", None)
+    run.trainer = _build_trainer(run, model, preemption)
+    result = _fit(run, preemption)
+    final_step = run.trainer.state.global_step
+    if preemption.requested and final_step < cfg.training.max_steps:
+        if run.trainer.is_world_process_zero():
+            console.info(
+                f"{preemption.status} at step {final_step}; checkpoint saved in "
+                f"{run.output_dir}/checkpoint-{final_step}. Run the same command again to resume."
+            )
+            _write_run(run, preemption.status)
+            console.event("summary", status=preemption.status, steps=final_step)
+        return preemption.exit_code
+    _finish(run, getattr(result, "training_loss", None))
+    return 0
 
-    console.info(
+
+def _peft_config(run: Run):
+    from peft import LoraConfig
+
+    cfg, p = run.cfg, run.p
+    run.console.info(
         f"LoRA target modules ({'auto' if cfg.lora.target_modules == 'auto' else 'configured'}): {p.target_modules}"
     )
-    peft_config = LoraConfig(
+    return LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
@@ -204,30 +237,37 @@ def train(
         bias="none",
         task_type="CAUSAL_LM",
     )
-    trainer_cls, args, extra, eval_steps = _trainer_setup(kind, cfg, p, output_dir, p.eval_ds)
-    state = TrainState(
-        output_dir=output_dir,
-        fingerprint=fp,
-        adapter=adapter,
+
+
+def _build_trainer(run: Run, model, preemption: Preemption):
+    """trl's trainer with peft, our callback, seeded; the ranks agree on the environment."""
+    cfg, p = run.cfg, run.p
+    peft_config = _peft_config(run)
+    trainer_cls, args, extra, eval_steps = _trainer_setup(
+        run.kind, cfg, p, run.output_dir, p.eval_ds
+    )
+    run.state = state = TrainState(
+        output_dir=run.output_dir,
+        fingerprint=run.fingerprint,
+        adapter=getattr(cfg, "adapter", None),
         eval_steps=eval_steps,
-        environment=env,
+        environment=run.environment,
     )
     if is_main():
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if resumed_step is not None:
-            truncate_metrics(state.metrics_path, resumed_step)
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        if run.resumed_step is not None:
+            truncate_metrics(state.metrics_path, run.resumed_step)
         elif state.metrics_path.exists():
             state.metrics_path.unlink()
-
     # trl wraps the model with peft before Trainer seeds anything: seed first, so the LoRA
     # initialisation (and with it the whole run) is reproducible.
     from transformers import set_seed
 
-    set_seed(t.seed)
+    set_seed(cfg.training.seed)
     # The process group is up once the arguments know their device: every rank now proves it
     # runs the same environment as the others (nodes that differ stop here, all of them).
     _ = args.device
-    check_ranks_agree(env)
+    check_ranks_agree(run.environment)
     trainer = cpu_resume_fix(trainer_cls)(
         model=model,
         args=args,
@@ -235,25 +275,31 @@ def train(
         eval_dataset=p.eval_ds,
         processing_class=p.tokenizer,
         peft_config=peft_config,
-        callbacks=[make_callback(state, preemption, console)],
+        callbacks=[make_callback(state, preemption, run.console)],
         **extra,
     )
-
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # our callback prints progress
     count_tokens(trainer, state)
     report_rank_batches(trainer)
+    return trainer
 
+
+def _fit(run: Run, preemption: Preemption):
+    """trainer.train, resumed when there is a checkpoint; out of memory in one line."""
     import warnings
+
+    import torch
 
     # transformers falls back to numbered checkpoint order on filesystems with coarse mtimes
     # (bind mounts); that order is what we want anyway.
     warnings.filterwarnings("ignore", message="mtime may not be reliable")
     # From here a signal finishes the step in flight and saves a checkpoint at it.
     preemption.training = True
+    resume = str(run.p.resume_from) if run.p.resume_from else None
     try:
-        result = trainer.train(resume_from_checkpoint=str(p.resume_from) if p.resume_from else None)
+        return run.trainer.train(resume_from_checkpoint=resume)
     except KeyboardInterrupt:
         raise
     except torch.OutOfMemoryError as exc:
@@ -261,86 +307,85 @@ def train(
             f"out of memory: {str(exc).splitlines()[0]}; lower training.batch_size or max_length"
         ) from exc
 
-    final_step = trainer.state.global_step
 
-    def write_run(status: str, train_loss: float | None = None) -> dict[str, Any] | None:
-        """run.json (docs/cli.md): the resolved config, versions, times, losses, resume point,
-        evaluation summary and environment; loss.svg beside it."""
-        if not trainer.is_world_process_zero():
-            return None
-        rows = read_rows(state.metrics_path)
-        summary = eval_summary(rows)
-        best_ckpt = output_dir / f"checkpoint-{summary['best_step']}" if summary else None
-        atomic_write_text(output_dir / "loss.svg", loss_svg(rows, f"{kind} — {cfg.model}"))
-        write_run_json(
-            output_dir,
-            {
-                "kind": str(kind),
-                "method": kind.method,
-                "status": status,
-                "config": cfg.model_dump(mode="json"),
-                "versions": versions(),
-                "start_time": utc(started),
-                "end_time": utc(time.time()),
-                "seconds": round(time.time() - started, 2),
-                "final_step": final_step,
-                "final_loss": state.last_loss,
-                "first_loss": state.first_loss,
-                "train_loss": train_loss,
-                "resumed_from_step": resumed_step,
-                "world_size": world_size(),
-                "device": p.device,
-                "precision": p.precision,
-                "target_modules": p.target_modules,
-                "trainable_lora_parameters": p.plan["trainable_lora_parameters"],
-                "base_model": cfg.model,
-                "base_adapter": BASE_ADAPTER_DIR if adapter else None,
-                "fingerprint": fp,
-                "eval": summary,
-                "data": _data_summary(p.plan),
-                "best_checkpoint": str(best_ckpt) if best_ckpt and best_ckpt.is_dir() else None,
-                "environment": env,
-            },
-        )
-        return summary
+def _write_run(run: Run, status: str, train_loss: float | None = None) -> dict[str, Any] | None:
+    """run.json (docs/cli.md): the resolved config, versions, times, losses, resume point,
+    evaluation summary, data and environment; loss.svg beside it. Rank 0 only."""
+    trainer, cfg, p, state = run.trainer, run.cfg, run.p, run.state
+    if not trainer.is_world_process_zero():
+        return None
+    assert state is not None
+    rows = read_rows(state.metrics_path)
+    summary = eval_summary(rows)
+    best_ckpt = run.output_dir / f"checkpoint-{summary['best_step']}" if summary else None
+    atomic_write_text(run.output_dir / "loss.svg", loss_svg(rows, f"{run.kind} — {cfg.model}"))
+    now = time.time()
+    write_run_json(
+        run.output_dir,
+        {
+            "kind": str(run.kind),
+            "method": run.kind.method,
+            "status": status,
+            "config": cfg.model_dump(mode="json"),
+            "versions": versions(),
+            "start_time": utc(run.started),
+            "end_time": utc(now),
+            "seconds": round(now - run.started, 2),
+            "final_step": trainer.state.global_step,
+            "final_loss": state.last_loss,
+            "first_loss": state.first_loss,
+            "train_loss": train_loss,
+            "resumed_from_step": run.resumed_step,
+            "world_size": world_size(),
+            "device": p.device,
+            "precision": p.precision,
+            "target_modules": p.target_modules,
+            "trainable_lora_parameters": p.plan["trainable_lora_parameters"],
+            "base_model": cfg.model,
+            "base_adapter": BASE_ADAPTER_DIR if getattr(cfg, "adapter", None) else None,
+            "fingerprint": run.fingerprint,
+            "eval": summary,
+            "data": _data_summary(p.plan),
+            "best_checkpoint": str(best_ckpt) if best_ckpt and best_ckpt.is_dir() else None,
+            "environment": run.environment,
+        },
+    )
+    return summary
 
-    if preemption.requested and final_step < t.max_steps:
-        if trainer.is_world_process_zero():
-            console.info(
-                f"{preemption.status} at step {final_step}; checkpoint saved in "
-                f"{output_dir}/checkpoint-{final_step}. Run the same command again to resume."
-            )
-            write_run(preemption.status)
-            console.event("summary", status=preemption.status, steps=final_step)
-        return preemption.exit_code
 
+def _finish(run: Run, train_loss: float | None) -> None:
+    """The adapter, tokenizer, fingerprint, run.json and the summary of a completed run."""
+    trainer, output_dir, console, state = run.trainer, run.output_dir, run.console, run.state
     trainer.save_model(str(output_dir))
-    if trainer.is_world_process_zero():
-        p.tokenizer.save_pretrained(str(output_dir))
-        if adapter:
-            copy_adapter(Path(adapter), output_dir / BASE_ADAPTER_DIR)
-        atomic_write_text(output_dir / FINGERPRINT, json.dumps(fp, indent=2) + "\n")
-        summary = write_run("completed", train_loss=getattr(result, "training_loss", None))
-        console.event(
-            "summary",
-            status="completed",
-            steps=final_step,
-            final_loss=state.last_loss,
-            eval=summary,
-            data=_data_summary(p.plan),
-            output_dir=str(output_dir),
-        )
-        if p.plan.get("rows_dropped"):
-            dropped = ", ".join(f"{n} {why}" for why, n in p.plan["dropped"].items())
-            console.info(f"rows dropped before training (nothing to train in them): {dropped}")
-        if summary:
-            console.info(
-                f"eval loss {summary['first_loss']:.4f} → {summary['last_loss']:.4f}; best "
-                f"{summary['best_loss']:.4f} at step {summary['best_step']} "
-                f"({output_dir}/checkpoint-{summary['best_step']})"
-            )
+    if not trainer.is_world_process_zero():
+        return
+    assert state is not None
+    run.p.tokenizer.save_pretrained(str(output_dir))
+    adapter = getattr(run.cfg, "adapter", None)
+    if adapter:
+        copy_adapter(Path(adapter), output_dir / BASE_ADAPTER_DIR)
+    atomic_write_text(output_dir / FINGERPRINT, json.dumps(run.fingerprint, indent=2) + "\n")
+    summary = _write_run(run, "completed", train_loss=train_loss)
+    final_step = trainer.state.global_step
+    console.event(
+        "summary",
+        status="completed",
+        steps=final_step,
+        final_loss=state.last_loss,
+        eval=summary,
+        data=_data_summary(run.p.plan),
+        output_dir=str(output_dir),
+    )
+    if run.p.plan.get("rows_dropped"):
+        dropped = ", ".join(f"{n} {why}" for why, n in run.p.plan["dropped"].items())
+        console.info(f"rows dropped before training (nothing to train in them): {dropped}")
+    if summary:
         console.info(
-            f"done: {final_step} steps, final loss {state.last_loss}, adapter in {output_dir}, "
-            f"curve in {output_dir}/loss.svg"
+            f"eval loss {summary['first_loss']:.4f} → {summary['last_loss']:.4f}; best "
+            f"{summary['best_loss']:.4f} at step {summary['best_step']} "
+            f"({output_dir}/checkpoint-{summary['best_step']})"
         )
-    return 0
+    console.info(
+        f"done: {final_step} steps, final loss {state.last_loss}, adapter in {output_dir}, "
+        f"curve in {output_dir}/loss.svg"
+    )

@@ -155,7 +155,7 @@ def _dpo_pairs(ds, eval_ds, tokenizer, t, source: str):
 
 
 def _trained_row(trained: dict[str, Any]) -> list[list[str]]:
-    if not trained:
+    if "loss_on" not in trained:
         return []
     dropped = ", ".join(f"{n} {why}" for why, n in trained["dropped"].items()) or "none"
     return [
@@ -184,22 +184,8 @@ class Prepared:
     source: str
 
 
-def prepare(
-    kind: TrainKind,
-    cfg: FinetuneConfig | AlignConfig,
-    console: Console,
-    *,
-    config_path: str,
-    dry_run: bool,
-    overwrite: bool,
-) -> Prepared | None:
-    """Check the config cheaply, load tokenizer and data, print the plan. None for a dry run."""
-    source = config_path
-    if not is_main():
-        console = Console("quiet")
-    output_dir = Path(cfg.output_dir)
-
-    # Cheap checks first (no torch, no network yet).
+def _cheap_checks(cfg: FinetuneConfig | AlignConfig, source: str) -> tuple[str, str]:
+    """What can be refused before anything heavy loads; the (device, precision) to train on."""
     models.check_model(cfg.model, f"{source}: model")
     adapter = getattr(cfg, "adapter", None)
     if adapter:
@@ -211,23 +197,22 @@ def prepare(
             "bitsandbytes QLoRA needs an x86_64 Linux machine with a CUDA GPU (PyPI's aarch64 torch is CPU only). "
             "Set quantization: none"
         )
-    t = cfg.training
-    if t.report_to == "tensorboard" and importlib.util.find_spec("tensorboardX") is None:
+    if cfg.training.report_to == "tensorboard" and importlib.util.find_spec("tensorboardX") is None:
         raise ConfigError(
             f"{source}: training.report_to: tensorboard needs the tensorboardX package, which is not installed; "
             "rebuild the image (cargo xtask image) or set report_to: none"
         )
-
     device_name, precision = device()
     if cfg.quantization != "none" and device_name != "cuda":
         raise ConfigError(
             f"{source}: quantization: {cfg.quantization} needs a CUDA GPU (bitsandbytes QLoRA); this machine has none. "
             "Set quantization: none to train in fp32 on CPU"
         )
+    return device_name, precision
 
+
+def _config_and_tokenizer(cfg, source: str):
     from transformers import AutoConfig, AutoTokenizer
-
-    from .. import data
 
     try:
         model_config = AutoConfig.from_pretrained(cfg.model)
@@ -236,42 +221,45 @@ def prepare(
         raise models.load_error(cfg.model, exc, f"{source}: model") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return model_config, tokenizer
 
-    ds, eval_ds = data.datasets_for(kind.method, cfg.dataset, source, t.seed)
-    if "messages" in ds.column_names and not tokenizer.chat_template:
-        raise ConfigError(
-            f"{source}: dataset.messages_field: the tokenizer of {cfg.model} has no chat template; use text_field or prompt_field + completion_field"
-        )
 
+@dataclass
+class LoraPlan:
+    target_modules: Any
+    fan_in_fan_out: bool
+    parameters: int
+    trainable: int
+
+
+def _lora_plan(model_config, cfg) -> LoraPlan:
+    """LoRA targets and parameter counts from the architecture on the meta device (no weights)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
         meta_model = AutoModelForCausalLM.from_config(model_config)
     names = [n for n, _ in meta_model.named_modules()]
-    target_modules, fan_in_fan_out = choose_target_modules(
-        model_config.model_type, cfg.lora.target_modules, names
-    )
+    targets, fan = choose_target_modules(model_config.model_type, cfg.lora.target_modules, names)
     n_params = sum(p.numel() for p in meta_model.parameters())
-    n_lora = lora_parameter_count(meta_model, target_modules, cfg.lora.r)
-    del meta_model
+    return LoraPlan(targets, fan, n_params, lora_parameter_count(meta_model, targets, cfg.lora.r))
 
+
+def _plan(kind, cfg, lora: LoraPlan, model_type: str, ds, eval_ds, trained, where) -> dict:
+    """The plan `--dry-run` prints and the `plan` event carries."""
+    t = cfg.training
+    output_dir = Path(cfg.output_dir)
+    lengths, truncated = trained.pop("lengths"), trained.pop("truncated")
     world = world_size()
     effective_batch = t.batch_size * t.gradient_accumulation_steps * world
-    if kind is TrainKind.FINETUNE:
-        ds, eval_ds, trained = _sft_rows(ds, eval_ds, tokenizer, t, source)
-        lengths, truncated = trained.pop("lengths"), trained.pop("truncated")
-    else:
-        ds, eval_ds, trained = _dpo_pairs(ds, eval_ds, tokenizer, t, source)
-        lengths, truncated = trained.pop("lengths"), trained.pop("truncated")
-    resume_from, start = resolve_resume(cfg, output_dir, overwrite, source, dry_run=dry_run)
-    plan = {
+    return {
         "kind": str(kind),
         "model": cfg.model,
-        "model_type": model_config.model_type,
-        "parameters": n_params,
-        "trainable_lora_parameters": n_lora,
-        "target_modules": target_modules,
+        "model_type": model_type,
+        "parameters": lora.parameters,
+        "trainable_lora_parameters": lora.trainable,
+        "target_modules": lora.target_modules,
+        "data_format": getattr(cfg.dataset, "format", None) or "preference pairs",
         "rows": len(ds),
         "eval_rows": len(eval_ds) if eval_ds is not None else 0,
         "eval_source": _eval_source(cfg),
@@ -285,62 +273,98 @@ def prepare(
         "max_steps": t.max_steps,
         "effective_batch_size": effective_batch,
         "epochs": round(t.max_steps * effective_batch / len(ds), 2),
-        "device": device_name,
-        "precision": precision,
+        "device": where[0],
+        "precision": where[1],
         "world_size": world,
         "output_dir": str(output_dir),
-        "start": start,
+        "start": where[2],
         "checkpoints": str(output_dir / "checkpoint-<step>"),
         "metrics": str(output_dir / "metrics.jsonl"),
     }
+
+
+def _plan_table(console: Console, cfg, plan: dict[str, Any], dry_run: bool) -> None:
+    t, lora = cfg.training, cfg.lora
+    n_params, n_lora = plan["parameters"], plan["trainable_lora_parameters"]
+    console.table(
+        f"{plan['kind']} plan" + (" (dry run: nothing written)" if dry_run else ""),
+        ["", ""],
+        [
+            ["model", f"{cfg.model} ({plan['model_type']}, {n_params:,} parameters)"],
+            [
+                "LoRA",
+                f"r={lora.r} alpha={lora.alpha:g} dropout={lora.dropout:g} on {plan['target_modules']} "
+                f"→ {n_lora:,} trainable ({100 * n_lora / max(n_params, 1):.2f}%)",
+            ],
+            [
+                "dataset",
+                f"{plan['rows']} train rows ({plan['data_format']}); {plan['truncated_rows']} longer than "
+                f"max_length={t.max_length}" + (", packed" if t.packing else ""),
+            ],
+            [
+                "evaluation",
+                f"{plan['eval_rows']} rows from {plan['eval_source']}, every {plan['eval_steps']} steps and at the end"
+                if plan["eval_steps"]
+                else "none (set dataset.eval_path, eval_split or eval_fraction)",
+            ],
+            ["tokens", f"max {plan['max_tokens']}, mean {plan['mean_tokens']:.1f}"],
+            *_trained_row(plan),
+            [
+                "steps",
+                f"{t.max_steps} × effective batch {plan['effective_batch_size']} "
+                f"({t.batch_size}×{t.gradient_accumulation_steps}×{plan['world_size']} ranks) ≈ {plan['epochs']} epochs",
+            ],
+            ["device", f"{plan['device']} ({plan['precision']})"],
+            ["start", plan["start"]],
+            [
+                "outputs",
+                f"{plan['output_dir']}/ (adapter, tokenizer, checkpoint-*, metrics.jsonl, run.json)",
+            ],
+        ],
+    )
+
+
+def prepare(
+    kind: TrainKind,
+    cfg: FinetuneConfig | AlignConfig,
+    console: Console,
+    *,
+    config_path: str,
+    dry_run: bool,
+    overwrite: bool,
+) -> Prepared | None:
+    """Check the config cheaply, load tokenizer and data, print the plan. None for a dry run."""
+    from .. import data
+
+    source = config_path
+    if not is_main():
+        console = Console("quiet")
+    device_name, precision = _cheap_checks(cfg, source)
+    model_config, tokenizer = _config_and_tokenizer(cfg, source)
+    ds, eval_ds = data.datasets_for(kind.method, cfg.dataset, source, cfg.training.seed)
+    if "messages" in ds.column_names and not tokenizer.chat_template:
+        raise ConfigError(
+            f"{source}: dataset.messages_field: the tokenizer of {cfg.model} has no chat template; use text_field or prompt_field + completion_field"
+        )
+    lora = _lora_plan(model_config, cfg)
+    rows_for = _sft_rows if kind is TrainKind.FINETUNE else _dpo_pairs
+    ds, eval_ds, trained = rows_for(ds, eval_ds, tokenizer, cfg.training, source)
+    output_dir = Path(cfg.output_dir)
+    resume_from, start = resolve_resume(cfg, output_dir, overwrite, source, dry_run=dry_run)
+    where = (device_name, precision, start)
+    plan = _plan(kind, cfg, lora, model_config.model_type, ds, eval_ds, trained, where)
     console.event("plan", **plan)
     if console.human:
-        console.table(
-            f"{kind} plan" + (" (dry run: nothing written)" if dry_run else ""),
-            ["", ""],
-            [
-                ["model", f"{cfg.model} ({model_config.model_type}, {n_params:,} parameters)"],
-                [
-                    "LoRA",
-                    f"r={cfg.lora.r} alpha={cfg.lora.alpha:g} dropout={cfg.lora.dropout:g} on {target_modules} "
-                    f"→ {n_lora:,} trainable ({100 * n_lora / max(n_params, 1):.2f}%)",
-                ],
-                [
-                    "dataset",
-                    f"{len(ds)} train rows ({ds.column_names}); {truncated} longer than max_length={t.max_length}"
-                    + (", packed" if t.packing else ""),
-                ],
-                [
-                    "evaluation",
-                    f"{len(eval_ds)} rows from {plan['eval_source']}, every {plan['eval_steps']} steps and at the end"
-                    if eval_ds is not None
-                    else "none (set dataset.eval_path, eval_split or eval_fraction)",
-                ],
-                ["tokens", f"max {max(lengths)}, mean {sum(lengths) / len(lengths):.1f}"],
-                *_trained_row(trained),
-                [
-                    "steps",
-                    f"{t.max_steps} × effective batch {effective_batch} "
-                    f"({t.batch_size}×{t.gradient_accumulation_steps}×{world} ranks) ≈ {plan['epochs']} epochs",
-                ],
-                ["device", f"{device_name} ({precision})"],
-                ["start", start],
-                [
-                    "outputs",
-                    f"{output_dir}/ (adapter, tokenizer, checkpoint-*, metrics.jsonl, run.json)",
-                ],
-            ],
-        )
+        _plan_table(console, cfg, plan, dry_run)
     if dry_run:
         return None
-
     return Prepared(
         ds,
         eval_ds,
         tokenizer,
         model_config,
-        target_modules,
-        fan_in_fan_out,
+        lora.target_modules,
+        lora.fan_in_fan_out,
         device_name,
         precision,
         resume_from,
