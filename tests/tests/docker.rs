@@ -277,6 +277,54 @@ fn sigint_stops_and_removes_the_container() {
     assert_eq!(r.code, 0, "{}", r.all());
 }
 
+/// A task interrupted between its own checks (smoke: unnamed containers, one after another)
+/// leaves none of its containers running: the xtask removes what it started before it exits.
+fn an_interrupted_smoke_leaves_no_container_running() {
+    let (img, _) = built_image();
+    let project = "lexalign-smoke-sigint";
+    for id in project_containers(project) {
+        sh(&engine(), &["rm", "-f", &id]); // an earlier, failed run's: not this run's
+    }
+    let mut child = xtask_cmd(&["--image", img, "smoke"])
+        .env("LEXALIGN_PROJECT", project)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = || {
+        sh(
+            &engine(),
+            &[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=dev.lexalign.project={project}"),
+            ],
+        )
+        .stdout
+        .split_whitespace()
+        .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while running() == 0 {
+        assert!(Instant::now() < deadline, "smoke never started a container");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "smoke ended before a check ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sh("kill", &["-INT", &child.id().to_string()]);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", stderr_of(&mut child));
+    assert_eq!(running(), 0, "a container of the interrupted smoke runs on");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        project_containers(project).is_empty(),
+        "a container was left behind"
+    );
+}
+
 fn files_written_to_app_belong_to_the_invoking_user() {
     let py = scratch("owner");
     copy_dir(&root().join("python"), &py);
@@ -789,6 +837,10 @@ fn main() {
         (
             "sigint_stops_and_removes_the_container",
             sigint_stops_and_removes_the_container,
+        ),
+        (
+            "an_interrupted_smoke_leaves_no_container_running",
+            an_interrupted_smoke_leaves_no_container_running,
         ),
         (
             "files_written_to_app_belong_to_the_invoking_user",

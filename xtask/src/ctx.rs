@@ -150,6 +150,29 @@ impl Ctx {
         Ok(self.engine.get_or_init(|| Engine::new(program)))
     }
 
+    /// After Ctrl-C or SIGTERM: remove every container this process started (the owner label
+    /// of engine::cmd), so none runs on after the task exits. Nothing in a dry run.
+    pub fn remove_owned_containers(&self) {
+        let Some(engine) = self.engine.get() else {
+            return; // no engine was ever used: nothing was started
+        };
+        if self.g.dry_run {
+            return;
+        }
+        let listed = self
+            .exec
+            .capture_cleanup(engine::cmd::owned_containers(engine, &self.sh));
+        for id in listed
+            .map(|c| c.stdout)
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let _ = self
+                .exec
+                .capture_cleanup(engine::cmd::rm(engine, &self.sh, id, true));
+        }
+    }
+
     /// The engine, with its daemon reachable (checked once). A dry run does not insist.
     pub fn engine_ready(&self) -> Result<&Engine> {
         let engine = self.engine()?;

@@ -39,7 +39,13 @@ use tasks::*;
 fn main() {
     let cli = Cli::parse();
     let code = match ctx::Ctx::new(&cli.global) {
-        Ok(ctx) => error::finish(dispatch(&ctx, cli.task)),
+        Ok(ctx) => {
+            let code = error::finish(dispatch(&ctx, cli.task));
+            if exec::interrupted() {
+                ctx.remove_owned_containers(); // none of ours runs on after Ctrl-C/SIGTERM
+            }
+            code
+        }
         Err(e) => error::finish(Err(e)),
     };
     // Interrupted between two commands, a task may have ended "well": it did not.

@@ -309,11 +309,25 @@ impl RunOpts {
     }
 }
 
+/// The label every container an xtask process starts carries, valued with that process's id:
+/// on Ctrl-C or SIGTERM the process removes what it started (`owned_containers`, main.rs).
+pub const OWNER_LABEL: &str = "dev.lexalign.owner";
+
+/// `OWNER_LABEL=<pid>` of this process.
+pub fn owner_label() -> String {
+    format!("{OWNER_LABEL}={}", std::process::id())
+}
+
+/// The containers this process started (running or not): `ps -aq --filter label=OWNER=<pid>`.
+pub fn owned_containers(e: &Engine, sh: &Shell) -> Proc {
+    ps(e, sh, &[format!("label={}", owner_label())], "{{.ID}}")
+}
+
 impl RunSpec {
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = vec!["run".into(), "--rm".into(), "--init".into()];
-        for l in &self.labels {
-            a.extend(["--label".into(), l.clone()]);
+        for l in self.labels.iter().cloned().chain([owner_label()]) {
+            a.extend(["--label".into(), l]);
         }
         if let Some(n) = &self.name {
             a.extend(["--name".into(), n.clone()]);
