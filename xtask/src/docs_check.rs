@@ -125,7 +125,7 @@ fn every_xtask_command_line_in_the_docs_parses() {
     );
 }
 
-/// Repository paths named in backticks (`docker/compose.yaml`) or linked (`](docs/x.md)`).
+/// Repository paths named in backticks (`docker/compose.yaml`) or linked (a markdown link to a path).
 fn named_paths(file: &str, text: &str) -> Vec<PathBuf> {
     const ROOTS: [&str; 9] = [
         "docker/",
@@ -189,6 +189,144 @@ fn every_repository_path_in_the_docs_exists() {
         "paths the docs name that do not exist:\n{}",
         missing.join("\n")
     );
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation but `-` and `_` dropped, spaces → `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a markdown file's headings.
+fn anchors(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            out.push(slug(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+/// `file.md#anchor` targets of markdown links: (file the link resolves to, anchor).
+fn linked_sections(file: &str, text: &str) -> Vec<(PathBuf, String)> {
+    let base = Path::new(file).parent().unwrap_or(Path::new(""));
+    let mut out = Vec::new();
+    for link in text.split("](").skip(1) {
+        let target = link.split(')').next().unwrap_or("");
+        let Some((path, anchor)) = target.split_once('#') else {
+            continue;
+        };
+        if target.contains("://") {
+            continue;
+        }
+        let doc = if path.is_empty() {
+            repo().join(file)
+        } else {
+            repo().join(base).join(path)
+        };
+        out.push((doc, anchor.to_string()));
+    }
+    out
+}
+
+#[test]
+fn every_section_the_docs_link_exists() {
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    for (file, text) in documents() {
+        for (doc, anchor) in linked_sections(&file, &text) {
+            seen += 1;
+            if !anchors(&doc).contains(&anchor) {
+                missing.push(format!("{file}: {}#{anchor}", doc.display()));
+            }
+        }
+    }
+    assert!(
+        seen >= 2,
+        "found only {seen} section links; is the extraction broken?"
+    );
+    assert!(
+        missing.is_empty(),
+        "links to sections that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Source files whose comments may cite documents: the xtask, the Python package and its
+/// tests, the Rust tests, docker/.
+fn sources() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if !p.ends_with("__pycache__") {
+                    walk(&p, out);
+                }
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "rs" || x == "py" || x == "sh")
+                || p.file_name().is_some_and(|n| n == "Dockerfile")
+            {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in [
+        "xtask/src",
+        "python/lexalign",
+        "python/tests",
+        "tests/tests",
+        "docker",
+    ] {
+        walk(&repo().join(d), &mut out);
+    }
+    out
+}
+
+#[test]
+fn code_cites_only_documents_and_sections_that_exist() {
+    // spelled in two halves, so this file does not cite it itself
+    let outside = format!("design {}", '§');
+    let mut problems = Vec::new();
+    for f in sources() {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let name = f.strip_prefix(repo()).unwrap().display().to_string();
+        if text.contains(&outside) {
+            problems.push(format!(
+                "{name}: cites \"{outside}\" of a document that is not in this repository"
+            ));
+        }
+        for word in text.split(|c: char| c.is_whitespace() || "(),;`'\"[]".contains(c)) {
+            let Some(at) = word.find("docs/") else {
+                continue;
+            };
+            let cited = word[at..].trim_end_matches(['.', ':']);
+            let (path, anchor) = cited.split_once('#').unwrap_or((cited, ""));
+            if !path.ends_with(".md") || path.contains(['*', '<', '{', '…']) {
+                continue;
+            }
+            let doc = repo().join(path);
+            if !doc.is_file() {
+                problems.push(format!("{name}: cites {path}, which does not exist"));
+            } else if !anchor.is_empty() && !anchors(&doc).contains(&anchor.to_string()) {
+                problems.push(format!(
+                    "{name}: cites {path}#{anchor}, which has no such section"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
