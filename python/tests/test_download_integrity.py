@@ -197,3 +197,20 @@ def test_a_content_length_that_contradicts_the_listing_is_named(tmp_path, hub, h
     assert r.code == 1, r.output
     assert "contradicts itself" in r.stderr and f"Content-Length header says {CUT}" in r.stderr
     assert not (tmp_path / "models/big/model.safetensors").exists()
+
+
+@pytest.mark.parametrize("listing", ["full", "names"])
+def test_use_xet_checks_what_the_server_states_too(tmp_path, hub, hub_env, listing):
+    """`use_xet: true` hands the transfer to huggingface_hub; the file is still checked against
+    the listing or, without one, the resolve answer's headers — and refetched when wrong."""
+    hub.listing = listing
+    hub.add_repo("org/big", {"model.safetensors": rnd(300_000, seed=5), "config.json": SMALL})
+    hub.add_fault(where="get", kind="garble", path="model.safetensors")
+    write_config(tmp_path, "use_xet: true\nretries: 2\nmodels:\n  - repo_id: org/big\n")
+    r = dl(tmp_path, hub_env)
+    assert r.code == 0, r.output
+    assert "sha256 mismatch" in r.stderr, r.stderr
+    m = _manifest(tmp_path)
+    assert m["model.safetensors"]["sha256"] == hashlib.sha256(rnd(300_000, seed=5)).hexdigest()
+    assert m["model.safetensors"]["sha256_source"] == "server"
+    assert m["config.json"]["sha256_source"] == "git-sha1"

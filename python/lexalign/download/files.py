@@ -42,6 +42,32 @@ def fetch_xet(
     d.retrying(f"downloading {spec.repo_id}/{f.path}", call, d.where(spec, repo_type))
 
 
+def stated_for_xet(
+    d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, stated: Stated
+) -> None:
+    """`use_xet: true` with a listing that gave no size or hash: what the resolve answer's
+    headers state (huggingface_hub's own metadata request: X-Linked-Etag/ETag, X-Linked-Size
+    /Content-Length), so the file is checked against the server, not only its own bytes."""
+    if not stated.wants_probe():
+        return
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    url = hf_hub_url(spec.repo_id, f.path, repo_type=repo_type, revision=commit)
+
+    def call(timeout: float):
+        return get_hf_file_metadata(url, token=d.token, timeout=timeout)
+
+    meta = d.retrying(f"asking for {spec.repo_id}/{f.path}", call, d.where(spec, repo_type))
+    stated.probed = True
+    etag = (meta.etag or "").strip('"').lower()
+    if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag):
+        stated.add("sha256", etag, "X-Linked-Etag/ETag header")
+    elif len(etag) == 40 and all(c in "0123456789abcdef" for c in etag):
+        stated.add("git_sha1", etag, "ETag header")
+    if meta.size is not None:
+        stated.add("size", int(meta.size), "X-Linked-Size/Content-Length header")
+
+
 def fetched(d: Downloader, spec: RepoSpec, path: str, size: int) -> None:
     d.console.event("file_done", repo_id=spec.repo_id, path=path, bytes=size, cached=False)
     d.console.info(f"  {spec.repo_id}: {path} ({size:,} bytes)")
@@ -125,6 +151,7 @@ def _fetch_checked(
     try:
         for _attempt in range(d.cfg.retries + 1):
             if d.cfg.use_xet:
+                stated_for_xet(d, spec, repo_type, commit, f, stated)
                 fetch_xet(d, spec, repo_type, commit, f, local_dir)
                 final = names_mod.target(local_dir, spec.repo_id, f.path)
                 sha256, _ = hash_file(final, git_sha1=False)
