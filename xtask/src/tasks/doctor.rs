@@ -84,23 +84,71 @@ pub fn disk_status(free: u64) -> Status {
 
 pub fn run(ctx: &Ctx) -> Result<()> {
     let mut rows = Vec::new();
-    let engine: Option<&Engine> = match ctx.engine() {
+    let engine = engine_row(ctx, &mut rows);
+    let daemon_ok = match engine {
+        Some(e) => {
+            let (daemon, ok) = daemon_row(ctx, e)?;
+            rows.push(daemon);
+            rows.push(buildkit_row(ctx, e));
+            if ok {
+                rows.extend(capacity_rows(ctx, e)?);
+            }
+            ok
+        }
+        None => {
+            for name in ["daemon", "BuildKit"] {
+                rows.push(row(
+                    name,
+                    Status::Fail,
+                    "no engine client",
+                    Some("install Docker first".into()),
+                ));
+            }
+            false
+        }
+    };
+    let ready = engine.filter(|_| daemon_ok);
+    rows.push(disk_row(ctx, ready));
+    rows.push(base_row(ctx, ready));
+    rows.push(dev_image_row(ctx, ready));
+    rows.push(ca_row());
+    rows.push(token_row());
+    rows.push(gpu_row(ctx, ready));
+    report(ctx, &rows)
+}
+
+/// The table, and the exit: 1 when a required row failed (0 in a dry run).
+fn report(ctx: &Ctx, rows: &[Row]) -> Result<()> {
+    print!("{}", render(rows));
+    let n = failed(rows);
+    if n > 0 && ctx.dry_run() {
+        println!("doctor: {n} required check(s) failed (dry run: exit 0)");
+        return Ok(());
+    }
+    if n > 0 {
+        return Err(fail(format!("doctor: {n} required check(s) failed")));
+    }
+    println!("doctor: ready");
+    Ok(())
+}
+
+fn engine_row<'a>(ctx: &'a Ctx, rows: &mut Vec<Row>) -> Option<&'a Engine> {
+    match ctx.engine() {
         Ok(e) => {
-            let v = ctx.capture(cmd::client_version(e, &ctx.sh));
-            match v {
-                Ok(v) if v.ok() => rows.push(row(
+            rows.push(match ctx.capture(cmd::client_version(e, &ctx.sh)) {
+                Ok(v) if v.ok() => row(
                     "engine client",
                     Status::Ok,
                     format!("{} {} ({})", e.name(), v.stdout.trim(), e.program.display()),
                     None,
-                )),
-                _ => rows.push(row(
+                ),
+                _ => row(
                     "engine client",
                     Status::Fail,
                     format!("{} does not answer `version`", e.program.display()),
                     Some("reinstall the client (`apt-get install docker.io`)".into()),
-                )),
-            }
+                ),
+            });
             Some(e)
         }
         Err(e) => {
@@ -112,69 +160,65 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             ));
             None
         }
-    };
-    let mut daemon_ok = false;
-    if let Some(e) = engine {
-        let out = ctx.capture(cmd::server_version(e, &ctx.sh))?;
-        if out.ok() && !out.stdout.trim().is_empty() {
-            daemon_ok = true;
-            rows.push(row(
-                "daemon",
-                Status::Ok,
-                format!("reachable, server {}", out.stdout.trim()),
-                None,
-            ));
-        } else {
-            rows.push(row(
-                "daemon",
-                Status::Fail,
-                format!("not reachable ({})", out.first_error_line()),
-                Some("start it: `sudo systemctl start docker` (or `sudo dockerd &`), or set DOCKER_HOST".into()),
-            ));
-        }
-        match crate::build::probe_buildkit(ctx, e) {
-            Ok(mode) => rows.push(row("BuildKit", Status::Ok, format!("{mode:?}"), None)),
-            Err(err) => rows.push(row(
-                "BuildKit",
-                Status::Fail,
-                "no BuildKit-capable client",
-                Some(err.to_string()),
-            )),
-        }
-        if daemon_ok {
-            if let Some(native) = ctx.engine_arch() {
-                let emulation: Vec<(Arch, Emulation)> = platform::ALL
-                    .iter()
-                    .map(|a| (*a, crate::engine::emulation(*a, native)))
-                    .collect();
-                rows.push(platforms_row(&emulation));
-            }
-            let res = ctx
-                .capture(cmd::info(e, &ctx.sh, "{{.NCPU}} {{.MemTotal}}"))?
-                .answer()
-                .unwrap_or_default();
-            let mut it = res.split_whitespace().map(|v| v.parse::<u64>().ok());
-            if let (Some(Some(cpus)), Some(Some(mem))) = (it.next(), it.next()) {
-                rows.push(resources_row(cpus, mem));
-            }
-        }
-    } else {
-        rows.push(row(
+    }
+}
+
+/// The daemon row, and whether the daemon answers.
+fn daemon_row(ctx: &Ctx, e: &Engine) -> Result<(Row, bool)> {
+    let out = ctx.capture(cmd::server_version(e, &ctx.sh))?;
+    if out.ok() && !out.stdout.trim().is_empty() {
+        let detail = format!("reachable, server {}", out.stdout.trim());
+        return Ok((row("daemon", Status::Ok, detail, None), true));
+    }
+    Ok((
+        row(
             "daemon",
             Status::Fail,
-            "no engine client",
-            Some("install Docker first".into()),
-        ));
-        rows.push(row(
+            format!("not reachable ({})", out.first_error_line()),
+            Some(
+                "start it: `sudo systemctl start docker` (or `sudo dockerd &`), or set DOCKER_HOST"
+                    .into(),
+            ),
+        ),
+        false,
+    ))
+}
+
+fn buildkit_row(ctx: &Ctx, e: &Engine) -> Row {
+    match crate::build::probe_buildkit(ctx, e) {
+        Ok(mode) => row("BuildKit", Status::Ok, format!("{mode:?}"), None),
+        Err(err) => row(
             "BuildKit",
             Status::Fail,
-            "no engine client",
-            Some("install Docker first".into()),
-        ));
+            "no BuildKit-capable client",
+            Some(err.to_string()),
+        ),
     }
+}
 
-    let root_dir = engine
-        .filter(|_| daemon_ok)
+/// Platforms (native or emulated) and the engine's CPUs and memory.
+fn capacity_rows(ctx: &Ctx, e: &Engine) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    if let Some(native) = ctx.engine_arch() {
+        let emulation: Vec<(Arch, Emulation)> = platform::ALL
+            .iter()
+            .map(|a| (*a, crate::engine::emulation(*a, native)))
+            .collect();
+        rows.push(platforms_row(&emulation));
+    }
+    let res = ctx
+        .capture(cmd::info(e, &ctx.sh, "{{.NCPU}} {{.MemTotal}}"))?
+        .answer()
+        .unwrap_or_default();
+    let mut it = res.split_whitespace().map(|v| v.parse::<u64>().ok());
+    if let (Some(Some(cpus)), Some(Some(mem))) = (it.next(), it.next()) {
+        rows.push(resources_row(cpus, mem));
+    }
+    Ok(rows)
+}
+
+fn disk_row(ctx: &Ctx, ready: Option<&Engine>) -> Row {
+    let root_dir = ready
         .and_then(|e| {
             ctx.capture(cmd::info(e, &ctx.sh, "{{.DockerRootDir}}"))
                 .ok()
@@ -183,21 +227,23 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         .filter(|s| std::path::Path::new(s).exists())
         .unwrap_or_else(|| "/".into());
     match free_bytes(ctx, &root_dir) {
-        Some(free) => rows.push(row(
+        Some(free) => row(
             "free disk",
             disk_status(free),
             format!("{} free at {root_dir}", util::human_bytes(free)),
             Some("free space: `cargo xtask clean`, `docker builder prune`".into()),
-        )),
-        None => rows.push(row(
+        ),
+        None => row(
             "free disk",
             Status::Warn,
             format!("cannot measure {root_dir}"),
             None,
-        )),
+        ),
     }
+}
 
-    let base = match engine.filter(|_| daemon_ok) {
+fn base_row(ctx: &Ctx, ready: Option<&Engine>) -> Row {
+    match ready {
         Some(_) if ctx.image_id(SLIM_BASE).is_some() => row("base image", Status::Ok, format!("{SLIM_BASE} present"), None),
         Some(_) if ctx.image_id(DEBIAN_BASE).is_some() => row(
             "base image",
@@ -217,36 +263,35 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             format!("neither {SLIM_BASE} nor {} present, and mmdebstrap missing", DEBIAN_BASE),
             Some(format!("`docker pull {SLIM_BASE}`, or `apt-get install mmdebstrap` then `cargo xtask base-image`")),
         ),
-    };
-    rows.push(base);
-    rows.push(
-        match engine
-            .filter(|_| daemon_ok)
-            .and_then(|_| ctx.image_id(ctx.image()))
-        {
-            Some(_) => row(
-                "dev image",
-                Status::Ok,
-                format!(
-                    "{}: {}",
-                    ctx.image(),
-                    crate::oci::describe(&ctx.image_labels(ctx.image()))
-                ),
-                None,
-            ),
-            None => row(
-                "dev image",
-                Status::Info,
-                format!("{} not here yet", ctx.image()),
-                Some(
-                    "`cargo xtask pull` (the published image of this lock), or `cargo xtask image`"
-                        .into(),
-                ),
-            ),
-        },
-    );
+    }
+}
 
-    rows.push(match policy::ca_bundle_from_env() {
+fn dev_image_row(ctx: &Ctx, ready: Option<&Engine>) -> Row {
+    match ready.and_then(|_| ctx.image_id(ctx.image())) {
+        Some(_) => row(
+            "dev image",
+            Status::Ok,
+            format!(
+                "{}: {}",
+                ctx.image(),
+                crate::oci::describe(&ctx.image_labels(ctx.image()))
+            ),
+            None,
+        ),
+        None => row(
+            "dev image",
+            Status::Info,
+            format!("{} not here yet", ctx.image()),
+            Some(
+                "`cargo xtask pull` (the published image of this lock), or `cargo xtask image`"
+                    .into(),
+            ),
+        ),
+    }
+}
+
+fn ca_row() -> Row {
+    match policy::ca_bundle_from_env() {
         Some(p) => row(
             "CA bundle",
             Status::Info,
@@ -259,8 +304,11 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             "none set (fine unless TLS to PyPI is intercepted)",
             None,
         ),
-    });
-    rows.push(match std::env::var("HF_TOKEN") {
+    }
+}
+
+fn token_row() -> Row {
+    match std::env::var("HF_TOKEN") {
         Ok(v) if !v.is_empty() => row("HF_TOKEN", Status::Ok, "set (value hidden)", None),
         _ => row(
             "HF_TOKEN",
@@ -270,16 +318,18 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 "export HF_TOKEN=… (read token from https://huggingface.co/settings/tokens)".into(),
             ),
         ),
-    });
-    let gpu = engine
-        .filter(|_| daemon_ok)
+    }
+}
+
+fn gpu_row(ctx: &Ctx, ready: Option<&Engine>) -> Row {
+    let gpu = ready
         .and_then(|e| {
             ctx.capture(cmd::info(e, &ctx.sh, "{{json .Runtimes}}"))
                 .ok()
         })
         .map(|c| c.stdout.contains("nvidia"))
         .unwrap_or(false);
-    rows.push(if gpu {
+    if gpu {
         row("GPU runtime", Status::Ok, "nvidia runtime available", None)
     } else {
         row(
@@ -288,19 +338,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             "none (CPU only; install nvidia-container-toolkit for CUDA/QLoRA)",
             None,
         )
-    });
-
-    print!("{}", render(&rows));
-    let n = failed(&rows);
-    if n > 0 && ctx.dry_run() {
-        println!("doctor: {n} required check(s) failed (dry run: exit 0)");
-        return Ok(());
     }
-    if n > 0 {
-        return Err(fail(format!("doctor: {n} required check(s) failed")));
-    }
-    println!("doctor: ready");
-    Ok(())
 }
 
 /// Which platforms this engine builds and runs, native or emulated (pure).
