@@ -78,52 +78,13 @@ pub fn build(
     if !recipe.is_file() {
         return Err(usage(format!("{} not found", recipe.display())));
     }
-    if which::which("mmdebstrap").is_err() {
-        let msg = "mmdebstrap not found: install the `mmdebstrap` package (`sudo apt-get install mmdebstrap`)";
-        if !ctx.dry_run() {
-            return Err(fail(msg));
-        }
-        println!("# would fail: {msg}");
-    }
-    if let Some(a) = foreign {
-        if which::which("arch-test").is_err() {
-            let msg = format!(
-                "mmdebstrap needs `arch-test` to build for {} on this machine: `sudo apt-get install arch-test qemu-user-static binfmt-support`",
-                a.platform()
-            );
-            if !ctx.dry_run() {
-                return Err(fail(msg));
-            }
-            println!("# would fail: {msg}");
-        }
-    }
+    check_tools(ctx, foreign)?;
     let engine = ctx.engine()?;
     ctx.engine_ready()?;
     let work = work_dir(&ctx.root, tag);
-    // mmdebstrap picks the output format from the extension: keep `.tar`.
-    let partial = work.join("rootfs.partial.tar");
-    if !ctx.dry_run() {
-        std::fs::create_dir_all(&work)
-            .with_context(|| format!("cannot create {}", work.display()))?;
-        let _ = std::fs::remove_file(&partial);
-    }
     let epoch = source_date_epoch(ctx);
-    ctx.info(format!(
-        "base-image: mmdebstrap {suite} ({}), SOURCE_DATE_EPOCH={epoch}",
-        policy::DEBIAN_BASE_PACKAGES
-    ));
-    let code = ctx.status(
-        mmdebstrap_cmd(&ctx.sh, suite, mirror, foreign, &partial, &epoch),
-        Default::default(),
-    )?;
-    if code != 0 {
-        let _ = std::fs::remove_file(&partial);
-        return Err(fail(format!(
-            "mmdebstrap failed (exit {code}); see its output above (network to the Debian mirror? root or unshare rights?)"
-        )));
-    }
+    rootfs(ctx, &work, suite, mirror, foreign, &epoch)?;
     if !ctx.dry_run() {
-        std::fs::rename(&partial, work.join("rootfs.tar"))?;
         std::fs::copy(&recipe, work.join("Dockerfile"))?;
     }
     let spec = BuildSpec {
@@ -144,6 +105,66 @@ pub fn build(
             "built {tag} in {:.1}s",
             started.elapsed().as_secs_f64()
         ));
+    }
+    Ok(())
+}
+
+/// mmdebstrap (and arch-test for a foreign platform) are there; a dry run says what would fail.
+fn check_tools(ctx: &Ctx, foreign: Option<Arch>) -> Result<()> {
+    if which::which("mmdebstrap").is_err() {
+        let msg = "mmdebstrap not found: install the `mmdebstrap` package (`sudo apt-get install mmdebstrap`)";
+        if !ctx.dry_run() {
+            return Err(fail(msg));
+        }
+        println!("# would fail: {msg}");
+    }
+    if let Some(a) = foreign {
+        if which::which("arch-test").is_err() {
+            let msg = format!(
+                "mmdebstrap needs `arch-test` to build for {} on this machine: `sudo apt-get install arch-test qemu-user-static binfmt-support`",
+                a.platform()
+            );
+            if !ctx.dry_run() {
+                return Err(fail(msg));
+            }
+            println!("# would fail: {msg}");
+        }
+    }
+    Ok(())
+}
+
+/// `work/rootfs.tar` from Debian packages (mmdebstrap into a partial file, renamed when whole).
+fn rootfs(
+    ctx: &Ctx,
+    work: &Path,
+    suite: &str,
+    mirror: Option<&str>,
+    foreign: Option<Arch>,
+    epoch: &str,
+) -> Result<()> {
+    // mmdebstrap picks the output format from the extension: keep `.tar`.
+    let partial = work.join("rootfs.partial.tar");
+    if !ctx.dry_run() {
+        std::fs::create_dir_all(work)
+            .with_context(|| format!("cannot create {}", work.display()))?;
+        let _ = std::fs::remove_file(&partial);
+    }
+    ctx.info(format!(
+        "base-image: mmdebstrap {suite} ({}), SOURCE_DATE_EPOCH={epoch}",
+        policy::DEBIAN_BASE_PACKAGES
+    ));
+    let code = ctx.status(
+        mmdebstrap_cmd(&ctx.sh, suite, mirror, foreign, &partial, epoch),
+        Default::default(),
+    )?;
+    if code != 0 {
+        let _ = std::fs::remove_file(&partial);
+        return Err(fail(format!(
+            "mmdebstrap failed (exit {code}); see its output above (network to the Debian mirror? root or unshare rights?)"
+        )));
+    }
+    if !ctx.dry_run() {
+        std::fs::rename(&partial, work.join("rootfs.tar"))?;
     }
     Ok(())
 }

@@ -145,8 +145,8 @@ fn choose<'l>(
     ))
 }
 
-/// Sync `text` (a pyproject.toml) with `lock` (pure). Errors exit 2.
-pub fn sync(text: &str, path: &Path, lock: &Lock, strict: bool) -> Result<Synced> {
+/// `text` parsed, with a [project] table (pure). Errors exit 2 and say where.
+fn project_document<'a>(text: &'a str, path: &Path) -> Result<toml_edit::Document<&'a str>> {
     let doc = toml_edit::Document::parse(text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
         usage(format!(
@@ -161,7 +161,12 @@ pub fn sync(text: &str, path: &Path, lock: &Lock, strict: bool) -> Result<Synced
             path.display()
         )));
     }
-    let found = collect(&doc);
+    Ok(doc)
+}
+
+/// Sync `text` (a pyproject.toml) with `lock` (pure). Errors exit 2.
+pub fn sync(text: &str, path: &Path, lock: &Lock, strict: bool) -> Result<Synced> {
+    let found = collect(&project_document(text, path)?);
     let mut out = Synced::default();
     let mut errors = Vec::new();
     let mut seen: HashMap<(String, String, String), String> = HashMap::new();

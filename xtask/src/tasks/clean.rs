@@ -158,6 +158,18 @@ pub fn plan(
 
 pub fn run(ctx: &Ctx, args: &CleanArgs) -> Result<()> {
     let e = ctx.engine_ready()?;
+    let containers = marked_containers(ctx, e)?;
+    let (images, volumes) = labelled_images_and_volumes(ctx, e)?;
+    let actions = plan(&containers, &images, &volumes, args);
+    if actions.is_empty() {
+        println!("nothing to remove (label {})", ctx.project_label());
+        return Ok(());
+    }
+    apply(ctx, e, actions, args.force)
+}
+
+/// The containers carrying this project's run-time mark (and not inheriting it from an image).
+fn marked_containers(ctx: &Ctx, e: &crate::engine::Engine) -> Result<Vec<Container>> {
     let sh = &ctx.sh;
     let mark = format!("label={}={}", policy::RUN_LABEL, ctx.project);
     let listed = ctx.capture(cmd::ps(e, sh, &[mark], "{{.ID}} {{.Names}} {{.State}}"))?;
@@ -179,6 +191,15 @@ pub fn run(ctx: &Ctx, args: &CleanArgs) -> Result<()> {
             containers.retain(|_| keep.next().unwrap_or(true));
         }
     }
+    Ok(containers)
+}
+
+/// The images and volumes labelled with this project (and the HF cache volume).
+fn labelled_images_and_volumes(
+    ctx: &Ctx,
+    e: &crate::engine::Engine,
+) -> Result<(Vec<Image>, Vec<String>)> {
+    let sh = &ctx.sh;
     let label = format!("label={}", ctx.project_label());
     let images = parse_images(
         &ctx.capture(cmd::images(
@@ -201,11 +222,12 @@ pub fn run(ctx: &Ctx, args: &CleanArgs) -> Result<()> {
     if !volumes.contains(&hf) && ctx.capture(cmd::volume_inspect(e, sh, &hf))?.ok() {
         volumes.push(hf);
     }
-    let actions = plan(&containers, &images, &volumes, args);
-    if actions.is_empty() {
-        println!("nothing to remove (label {})", ctx.project_label());
-        return Ok(());
-    }
+    Ok((images, volumes))
+}
+
+/// Remove (or, in a dry run, list) what the plan says; keep and say why for the rest.
+fn apply(ctx: &Ctx, e: &crate::engine::Engine, actions: Vec<Action>, force: bool) -> Result<()> {
+    let sh = &ctx.sh;
     let verb = if ctx.dry_run() {
         "would remove"
     } else {
@@ -221,7 +243,7 @@ pub fn run(ctx: &Ctx, args: &CleanArgs) -> Result<()> {
                 show,
             } => {
                 let p = match kind {
-                    Kind::Container => cmd::rm(e, sh, &reference, args.force),
+                    Kind::Container => cmd::rm(e, sh, &reference, force),
                     Kind::Image => cmd::rmi(e, sh, &reference),
                     Kind::Volume => cmd::volume_rm(e, sh, &reference),
                 };

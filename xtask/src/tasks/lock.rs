@@ -144,17 +144,7 @@ pub fn run(ctx: &Ctx, args: &LockArgs) -> Result<()> {
         py_text.clone()
     };
     if !ctx.dry_run() {
-        let _ = std::fs::remove_dir_all(&work);
-        std::fs::create_dir_all(&work)
-            .with_context(|| format!("cannot create {}", work.display()))?;
-        std::fs::write(work.join("pyproject.toml"), resolve_text)?;
-        let readme = ctx.path("python/README.md");
-        if readme.is_file() {
-            std::fs::copy(readme, work.join("README.md"))?;
-        }
-        if !old_text.is_empty() {
-            std::fs::write(work.join("pylock.toml"), &old_text)?; // preferences: keep versions
-        }
+        scratch(ctx, &work, &resolve_text, &old_text)?;
     }
     let compile = uv_compile_args(args.upgrade, &args.upgrade_package);
     let spec = lock_spec(&LockRun {
@@ -173,43 +163,69 @@ pub fn run(ctx: &Ctx, args: &LockArgs) -> Result<()> {
     if ctx.dry_run() {
         return code.map(|_| ());
     }
-    let result = (|| -> Result<()> {
-        let code = code?;
-        if code != 0 {
-            return Err(exit(
-                1,
-                format!(
-                    "uv could not resolve the lock (exit {code}); see its output above. PyPI must be reachable \
-                     (behind a TLS-intercepting proxy pass --ca-bundle). {} is unchanged",
-                    lock_path.display()
-                ),
-            ));
-        }
-        let new_text = std::fs::read_to_string(work.join("pylock.toml"))?;
-        let new = lockfile::parse(&work.join("pylock.toml"), &new_text)?;
-        if new_text != old_text {
-            util::atomic_write(&lock_path, new_text.as_bytes())?;
-        }
-        pins::run(ctx, &PinsArgs::default())?;
-        let moved = changes(&old, &new);
-        if moved.is_empty() {
-            println!("lock: no version changed ({} packages)", new.packages.len());
-        } else {
-            let w = moved
-                .iter()
-                .map(|(n, _, _)| n.len())
-                .max()
-                .unwrap_or(7)
-                .max(7);
-            println!("{:<w$}  {:>14}    new", "package", "old");
-            for (name, a, b) in &moved {
-                println!("{name:<w$}  {a:>14} -> {b}");
-            }
-        }
-        Ok(())
-    })();
+    let result = code.and_then(|code| adopt(ctx, code, &work, &lock_path, &old_text, &old));
     let _ = std::fs::remove_dir_all(&work);
     result
+}
+
+/// The scratch folder uv resolves in: the (relaxed) pyproject, the README it names, and the
+/// current lock as preferences (keep versions).
+fn scratch(ctx: &Ctx, work: &Path, resolve_text: &str, old_text: &str) -> Result<()> {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
+    std::fs::write(work.join("pyproject.toml"), resolve_text)?;
+    let readme = ctx.path("python/README.md");
+    if readme.is_file() {
+        std::fs::copy(readme, work.join("README.md"))?;
+    }
+    if !old_text.is_empty() {
+        std::fs::write(work.join("pylock.toml"), old_text)?;
+    }
+    Ok(())
+}
+
+/// After uv: the new lock replaces the old one (when it differs), pins follow, and the
+/// versions that moved are listed. A failed resolution leaves the lock unchanged.
+fn adopt(
+    ctx: &Ctx,
+    code: i32,
+    work: &Path,
+    lock_path: &Path,
+    old_text: &str,
+    old: &Lock,
+) -> Result<()> {
+    if code != 0 {
+        return Err(exit(
+            1,
+            format!(
+                "uv could not resolve the lock (exit {code}); see its output above. PyPI must be reachable \
+                 (behind a TLS-intercepting proxy pass --ca-bundle). {} is unchanged",
+                lock_path.display()
+            ),
+        ));
+    }
+    let new_text = std::fs::read_to_string(work.join("pylock.toml"))?;
+    let new = lockfile::parse(&work.join("pylock.toml"), &new_text)?;
+    if new_text != old_text {
+        util::atomic_write(lock_path, new_text.as_bytes())?;
+    }
+    pins::run(ctx, &PinsArgs::default())?;
+    let moved = changes(old, &new);
+    if moved.is_empty() {
+        println!("lock: no version changed ({} packages)", new.packages.len());
+        return Ok(());
+    }
+    let w = moved
+        .iter()
+        .map(|(n, _, _)| n.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!("{:<w$}  {:>14}    new", "package", "old");
+    for (name, a, b) in &moved {
+        println!("{name:<w$}  {a:>14} -> {b}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

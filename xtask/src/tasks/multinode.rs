@@ -138,40 +138,7 @@ pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
     let mut members = Vec::new();
     let mut names = Vec::new();
     for node in 0..args.nodes {
-        let task = format!("multinode-node{node}");
-        let mut s: RunSpec = devrun::new(
-            ctx,
-            &task,
-            torchrun_cmd(
-                args.nodes,
-                args.nproc_per_node,
-                port,
-                &rdzv_id,
-                node,
-                &script,
-            ),
-        );
-        s.env.push(("LEXALIGN_NODE_RANK".into(), node.to_string()));
-        // gloo (CPU) binds the loopback interface; NCCL keeps its own choice on GPUs
-        s.env.push(("GLOO_SOCKET_IFNAME".into(), "lo".into()));
-        // torchrun sets OMP_NUM_THREADS=1 only for several processes per node; here all the
-        // nodes share one machine, so split its CPUs between every process (no oversubscription).
-        s.env.push((
-            "OMP_NUM_THREADS".into(),
-            omp_threads(cpus, args.nodes, args.nproc_per_node).to_string(),
-        ));
-        let mut dev = args.dev.clone();
-        if let Some(n) = dev.network.as_deref().filter(|n| *n != "host") {
-            return Err(usage(format!(
-                "--network {n}: the nodes of a rehearsal share the host network (they rendezvous on 127.0.0.1); drop --network"
-            )));
-        }
-        dev.network = Some("host".into());
-        dev.shm_size.get_or_insert_with(|| "1g".into());
-        devrun::apply_opts(&mut s, &dev)?;
-        // The host's PID namespace too: torchrun names a node by address and pid, and every
-        // container's torchrun would otherwise be the same pid on the same address.
-        s.opts.pid = Some("host".into());
+        let s = node_spec(ctx, args, &script, (port, &rdzv_id), node, cpus)?;
         names.push(s.name.clone().unwrap_or_default());
         members.push(Member {
             label: format!("node{node}"),
@@ -197,6 +164,52 @@ pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
     if ctx.dry_run() {
         return Ok(());
     }
+    report(&codes, args.nodes)
+}
+
+/// One node's container: torchrun with c10d rendezvous, the host network and PID namespace,
+/// its share of the machine's CPUs.
+fn node_spec(
+    ctx: &Ctx,
+    args: &MultinodeArgs,
+    script: &[String],
+    (port, rdzv_id): (u16, &str),
+    node: u32,
+    cpus: Option<u64>,
+) -> Result<RunSpec> {
+    let task = format!("multinode-node{node}");
+    let mut s: RunSpec = devrun::new(
+        ctx,
+        &task,
+        torchrun_cmd(args.nodes, args.nproc_per_node, port, rdzv_id, node, script),
+    );
+    s.env.push(("LEXALIGN_NODE_RANK".into(), node.to_string()));
+    // gloo (CPU) binds the loopback interface; NCCL keeps its own choice on GPUs
+    s.env.push(("GLOO_SOCKET_IFNAME".into(), "lo".into()));
+    // torchrun sets OMP_NUM_THREADS=1 only for several processes per node; here all the
+    // nodes share one machine, so split its CPUs between every process (no oversubscription).
+    s.env.push((
+        "OMP_NUM_THREADS".into(),
+        omp_threads(cpus, args.nodes, args.nproc_per_node).to_string(),
+    ));
+    let mut dev = args.dev.clone();
+    if let Some(n) = dev.network.as_deref().filter(|n| *n != "host") {
+        return Err(usage(format!(
+                "--network {n}: the nodes of a rehearsal share the host network (they rendezvous on 127.0.0.1); drop --network"
+            )));
+    }
+    dev.network = Some("host".into());
+    dev.shm_size.get_or_insert_with(|| "1g".into());
+    devrun::apply_opts(&mut s, &dev)?;
+    // The host's PID namespace too: torchrun names a node by address and pid, and every
+    // container's torchrun would otherwise be the same pid on the same address.
+    s.opts.pid = Some("host".into());
+    Ok(s)
+}
+
+/// The nodes' exit codes as the task's result: which nodes failed, a hint when one was
+/// killed for memory, 130 when interrupted.
+fn report(codes: &[i32], nodes: u32) -> Result<()> {
     let failed: Vec<String> = codes
         .iter()
         .enumerate()
@@ -204,10 +217,10 @@ pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
         .map(|(i, c)| format!("node{i} exit {c}"))
         .collect();
     if failed.is_empty() {
-        println!("multinode: all {} nodes finished", args.nodes);
+        println!("multinode: all {nodes} nodes finished");
         return Ok(());
     }
-    for c in &codes {
+    for c in codes {
         if let Some(hint) = crate::engine::killed_hint(*c) {
             eprintln!("multinode: {hint}");
             break;

@@ -59,11 +59,19 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         }
         return Err(fail(format!("pull {remote}: {cause}")));
     }
+    check_pulled(ctx, e, &remote, &lock)?;
+    ctx.status_ok(cmd::tag(e, &ctx.sh, &remote, ctx.image()))?;
+    report(ctx, e, &remote)
+}
+
+/// The pulled image runs on this engine and was built from the current lock; else it is
+/// untagged again and the error says what to do.
+fn check_pulled(ctx: &Ctx, e: &crate::engine::Engine, remote: &str, lock: &str) -> Result<()> {
     let engine_arch = ctx.engine_arch();
-    let image_arch = ctx.image_arch(&remote).and_then(|a| Arch::from_engine(&a));
+    let image_arch = ctx.image_arch(remote).and_then(|a| Arch::from_engine(&a));
     if let (Some(want), Some(got)) = (engine_arch, image_arch) {
         if want != got {
-            let _ = ctx.capture(cmd::untag(e, &ctx.sh, &remote));
+            let _ = ctx.capture(cmd::untag(e, &ctx.sh, remote));
             return Err(fail(format!(
                 "{remote} is {}, but this engine runs {}: push a {} image too (`cargo xtask image --platform {}` then push), or build here with `cargo xtask image`",
                 got.platform(),
@@ -74,19 +82,23 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         }
     }
     let label = ctx
-        .image_label(&remote, policy::LOCK_LABEL)
+        .image_label(remote, policy::LOCK_LABEL)
         .unwrap_or_default();
     if label != lock {
-        let _ = ctx.capture(cmd::untag(e, &ctx.sh, &remote));
+        let _ = ctx.capture(cmd::untag(e, &ctx.sh, remote));
         let short = |s: &str| s.chars().take(12).collect::<String>();
         return Err(fail(format!(
             "{remote} was built from lock {} but python/pylock.toml is {}: pull `--tag {}` (the current lock's), check out the revision that image was built from, or build with `cargo xtask image`",
             if label.is_empty() { "(none)".into() } else { short(&label) },
-            short(&lock),
-            registry::lock_tag(&lock)
+            short(lock),
+            registry::lock_tag(lock)
         )));
     }
-    ctx.status_ok(cmd::tag(e, &ctx.sh, &remote, ctx.image()))?;
+    Ok(())
+}
+
+/// What was pulled: its local name, registry digest and labels.
+fn report(ctx: &Ctx, e: &crate::engine::Engine, remote: &str) -> Result<()> {
     let digest = ctx
         .capture(cmd::image_inspect(
             e,

@@ -188,6 +188,23 @@ fn ensure_tools(ctx: &Ctx, args: &SbomArgs, facts: &ImageFacts) -> Result<PathBu
     Ok(dir)
 }
 
+/// The image's id, digest, architecture and labels (placeholders in a dry run without it).
+fn image_facts(ctx: &Ctx, e: &crate::engine::Engine, image: &str) -> Result<ImageFacts> {
+    let inspected = ctx.capture(cmd::image_inspect(e, &ctx.sh, INSPECT_FORMAT, image))?;
+    match inspected.answer().as_deref().and_then(parse_inspect) {
+        Some(f) => Ok(f),
+        None if ctx.dry_run() => Ok(ImageFacts {
+            id: "sha256:unknown".into(),
+            digest: None,
+            arch: "unknown".into(),
+            labels: Default::default(),
+        }),
+        None => Err(fail(format!(
+            "sbom: there is no image {image} here; build it with `cargo xtask image` (or `cargo xtask pull`), or name another with --image"
+        ))),
+    }
+}
+
 pub fn run(ctx: &Ctx, args: &SbomArgs) -> Result<()> {
     let image = ctx.image();
     let e = if ctx.dry_run() {
@@ -195,21 +212,7 @@ pub fn run(ctx: &Ctx, args: &SbomArgs) -> Result<()> {
     } else {
         ctx.engine_ready()?
     };
-    let inspected = ctx.capture(cmd::image_inspect(e, &ctx.sh, INSPECT_FORMAT, image))?;
-    let facts = match inspected.answer().as_deref().and_then(parse_inspect) {
-        Some(f) => f,
-        None if ctx.dry_run() => ImageFacts {
-            id: "sha256:unknown".into(),
-            digest: None,
-            arch: "unknown".into(),
-            labels: Default::default(),
-        },
-        None => {
-            return Err(fail(format!(
-                "sbom: there is no image {image} here; build it with `cargo xtask image` (or `cargo xtask pull`), or name another with --image"
-            )))
-        }
-    };
+    let facts = image_facts(ctx, e, image)?;
     let output = args
         .output
         .clone()
@@ -260,12 +263,17 @@ pub fn run(ctx: &Ctx, args: &SbomArgs) -> Result<()> {
         )));
     }
     let bytes = result.map_err(|e| fail(format!("sbom: the SBOM was not written: {e}")))?;
+    write_report(&output, &bytes, &made.stdout, &facts)
+}
+
+/// The SBOM in place (temp + rename), and one line saying what it holds.
+fn write_report(output: &Path, bytes: &[u8], stdout: &str, facts: &ImageFacts) -> Result<()> {
     if let Some(dir) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    atomic_write(&output, &bytes)?;
+    atomic_write(output, bytes)?;
     let counts: serde_json::Value =
-        serde_json::from_str(made.stdout.lines().last().unwrap_or("{}")).unwrap_or_default();
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or_default();
     println!(
         "sbom: wrote {} (CycloneDX 1.6: {} Python and {} Debian packages; subject {})",
         output.display(),

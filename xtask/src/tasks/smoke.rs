@@ -3,6 +3,7 @@
 
 use crate::ctx::Ctx;
 use crate::engine::cmd::{self, RunSpec};
+use crate::engine::Engine;
 use crate::error::{fail, usage, Result};
 use crate::exec::Proc;
 use crate::lockfile::{self, Lock};
@@ -138,7 +139,35 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     let image = ctx.image();
 
     // Staleness first: everything else would test the wrong thing.
-    let want = sha256_hex(&lock_bytes);
+    check_lock_label(ctx, image, &sha256_hex(&lock_bytes))?;
+    let mut checks = Vec::new();
+    let probe = ctx.capture(cmd::run(
+        engine,
+        &ctx.sh,
+        &smoke_spec(ctx, &["python", "-c", &probe_script()]),
+    ))?;
+    let probe_err = crate::engine::killed_hint(probe.code)
+        .map(str::to_string)
+        .unwrap_or_else(|| probe.first_error_line());
+    checks.extend(probe_checks(&parse_kv(&probe.stdout), &lock, &probe_err));
+    checks.push(pip_check(ctx, engine)?);
+    checks.extend(entrypoint_checks(ctx, engine)?);
+    if ctx.dry_run() {
+        return Ok(());
+    }
+    for c in &checks {
+        println!("{}", c.line());
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        return Err(fail(format!("smoke: {failed} check(s) failed")));
+    }
+    println!("smoke: all checks passed for {image}");
+    Ok(())
+}
+
+/// The image's lock label is the current lock's hash (a stale image fails at once).
+fn check_lock_label(ctx: &Ctx, image: &str, want: &str) -> Result<()> {
     match ctx.image_label(image, policy::LOCK_LABEL) {
         None if ctx.dry_run() => println!("# image {image}: not found (unknown)"),
         None => {
@@ -159,14 +188,11 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         }
         Some(_) => println!("✓ lock label: {} (matches python/pylock.toml)", &want[..12]),
     }
+    Ok(())
+}
 
+fn pip_check(ctx: &Ctx, engine: &Engine) -> Result<Check> {
     let run = |cmd: &[&str]| -> Proc { cmd::run(engine, &ctx.sh, &smoke_spec(ctx, cmd)) };
-    let mut checks = Vec::new();
-    let probe = ctx.capture(run(&["python", "-c", &probe_script()]))?;
-    let probe_err = crate::engine::killed_hint(probe.code)
-        .map(str::to_string)
-        .unwrap_or_else(|| probe.first_error_line());
-    checks.extend(probe_checks(&parse_kv(&probe.stdout), &lock, &probe_err));
     let check = ctx.capture(run(&[
         "uv",
         "pip",
@@ -185,10 +211,14 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    checks.push(Check::new(check.ok(), "pip check", "clean", msg));
+    Ok(Check::new(check.ok(), "pip check", "clean", msg))
+}
 
-    // Entrypoint: warns on stderr without HF_TOKEN, and not with it (passed by name only, with a
-    // placeholder value in the client's environment).
+/// The entrypoint warns on stderr without HF_TOKEN, and not with it (passed by name only, with a
+/// placeholder value in the client's environment); exit codes pass through.
+fn entrypoint_checks(ctx: &Ctx, engine: &Engine) -> Result<Vec<Check>> {
+    let run = |cmd: &[&str]| -> Proc { cmd::run(engine, &ctx.sh, &smoke_spec(ctx, cmd)) };
+    let mut checks = Vec::new();
     let without = ctx.capture(run(&["true"]).env_remove("HF_TOKEN"))?;
     let warned = without.stderr.contains("HF_TOKEN");
     checks.push(Check::new(
@@ -216,18 +246,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         "7",
         seven.code.to_string(),
     ));
-    if ctx.dry_run() {
-        return Ok(());
-    }
-    for c in &checks {
-        println!("{}", c.line());
-    }
-    let failed = checks.iter().filter(|c| !c.ok).count();
-    if failed > 0 {
-        return Err(fail(format!("smoke: {failed} check(s) failed")));
-    }
-    println!("smoke: all checks passed for {image}");
-    Ok(())
+    Ok(checks)
 }
 
 #[cfg(test)]

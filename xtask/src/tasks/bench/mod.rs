@@ -51,35 +51,50 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
         "cargo xtask image",
     )?;
 
-    let mut out = Vec::new();
     let mut extra = String::new();
-    for g in groups {
-        let rows = match g {
-            Group::ColdBuild => builds::cold_build(&b, args.quick)?,
-            Group::Rebuilds => builds::rebuilds(&b)?,
-            Group::LockChange => builds::lock_change(&b)?,
-            Group::Startup => measure::startup(&b)?,
-            Group::CliHelp => measure::cli_help(&b)?,
-            Group::ImageSize => measure::image_size(&b, &mut extra)?,
-            Group::XtaskCompile => measure::xtask_compile(&b)?,
-            Group::TrainOverhead => measure::train_overhead(&b)?,
-            Group::Packing => measure::packing(&b)?,
-            Group::Preview => measure::preview(&b)?,
-            Group::Arm64 => arm64::arm64(&b, args.quick)?,
-            Group::Push => scaleout::push(&b)?,
-            Group::Multinode => scaleout::multinode(&b)?,
-            Group::HfPeer => download::hf_peer(&b)?,
-            Group::Download => download::download(&b)?,
-        };
-        out.extend(rows);
-    }
+    let out = measure_groups(&b, groups, args.quick, &mut extra)?;
     let _ = std::fs::remove_dir_all(&b.tree);
     let _ = ctx.capture(crate::engine::cmd::rmi(
         &b.engine,
         &ctx.sh,
         "lexalign-bench:tree",
     ));
+    write_reports(ctx, args, &out, &meta(ctx, &b), &extra)
+}
 
+/// Every selected group's rows, in the registry's order.
+fn measure_groups(
+    b: &Bench,
+    groups: Vec<Group>,
+    quick: bool,
+    extra: &mut String,
+) -> Result<Vec<report::Row>> {
+    let mut out = Vec::new();
+    for g in groups {
+        let rows = match g {
+            Group::ColdBuild => builds::cold_build(b, quick)?,
+            Group::Rebuilds => builds::rebuilds(b)?,
+            Group::LockChange => builds::lock_change(b)?,
+            Group::Startup => measure::startup(b)?,
+            Group::CliHelp => measure::cli_help(b)?,
+            Group::ImageSize => measure::image_size(b, extra)?,
+            Group::XtaskCompile => measure::xtask_compile(b)?,
+            Group::TrainOverhead => measure::train_overhead(b)?,
+            Group::Packing => measure::packing(b)?,
+            Group::Preview => measure::preview(b)?,
+            Group::Arm64 => arm64::arm64(b, quick)?,
+            Group::Push => scaleout::push(b)?,
+            Group::Multinode => scaleout::multinode(b)?,
+            Group::HfPeer => download::hf_peer(b)?,
+            Group::Download => download::download(b)?,
+        };
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The run's circumstances, printed with the results: date, revision, machine, engine, runs.
+fn meta(ctx: &Ctx, b: &Bench) -> Vec<(&'static str, String)> {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -91,7 +106,7 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
-    let meta = vec![
+    vec![
         ("date", now_rfc3339()),
         (
             "git_revision",
@@ -99,12 +114,22 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
         ),
         ("machine", format!("{cpu}, {cores} cores")),
         ("engine", b.engine.program.display().to_string()),
-        ("runs", runs.to_string()),
-    ];
-    print!("{}", report::table(&out));
+        ("runs", b.runs.to_string()),
+    ]
+}
+
+/// The table on stdout; results JSON; for a full run also docs/benchmarks.md and .svg.
+fn write_reports(
+    ctx: &Ctx,
+    args: &BenchArgs,
+    out: &[report::Row],
+    meta: &[(&str, String)],
+    extra: &str,
+) -> Result<()> {
+    print!("{}", report::table(out));
     let out_dir = ctx.root.join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
-    let json = report::results_json(&out, &meta);
+    let json = report::results_json(out, meta);
     // A partial run must not replace the full report.
     let partial = match (args.only.is_empty(), args.quick) {
         (false, _) => Some("results-only.json"),
@@ -124,9 +149,9 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
     let notes = std::fs::read_to_string(docs.join("benchmarks-notes.md")).unwrap_or_default();
     atomic_write(
         &docs.join("benchmarks.md"),
-        report::markdown(&out, &meta, &format!("{extra}\n{notes}")).as_bytes(),
+        report::markdown(out, meta, &format!("{extra}\n{notes}")).as_bytes(),
     )?;
-    atomic_write(&docs.join("benchmarks.svg"), report::svg(&out).as_bytes())?;
+    atomic_write(&docs.join("benchmarks.svg"), report::svg(out).as_bytes())?;
     ctx.info("bench: wrote target/bench/results.json, docs/benchmarks.md and docs/benchmarks.svg");
     Ok(())
 }

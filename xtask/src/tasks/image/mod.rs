@@ -125,6 +125,41 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
             .map_err(|e| usage(format!("--base-image {:?}: {e}", args.base_image)))?;
     }
     let lock = check_inputs(&ctx.root)?;
+    let (spec, mode, base) = build_spec(ctx, args, &lock)?;
+    let engine = ctx.engine()?;
+    let tag = spec.tag.clone();
+    let previous = ctx.image_id(&tag);
+    let quiet = ctx.g.quiet;
+    let (code, log) = ctx
+        .exec
+        .lines(cmd::build(engine, &ctx.sh, mode, &spec), move |l| {
+            if !quiet {
+                eprintln!("{l}");
+            }
+        })?;
+    if ctx.dry_run() {
+        return Ok(());
+    }
+    if code != 0 {
+        if quiet {
+            let lines: Vec<&str> = log.lines().collect();
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("{l}");
+            }
+        }
+        return Err(exit(
+            code,
+            format!(
+                "image build failed (exit {code}); see the engine output above. Any previous image tagged {tag} is unchanged"
+            ),
+        ));
+    }
+    report(ctx, engine, &tag, previous, &base, &log, started)
+}
+
+/// What to build: the target platform, its base, the labels, the CA bundle as a secret; with
+/// the BuildKit mode and the base image named.
+fn build_spec(ctx: &Ctx, args: &ImageArgs, lock: &[u8]) -> Result<(BuildSpec, BuildKit, String)> {
     let ca_bundle = policy::resolve_ca_bundle(args.ca_bundle.as_deref())?;
     let engine = ctx.engine()?;
     let mode = buildkit(ctx, engine)?;
@@ -157,9 +192,9 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
     let spec = BuildSpec {
         dockerfile: Some(ctx.path(policy::DOCKERFILE)),
         context: ctx.root.clone(),
-        tag: tag.clone(),
+        tag,
         build_args: vec![("BASE_IMAGE".into(), base.clone())],
-        labels: labels(ctx, &lock),
+        labels: labels(ctx, lock),
         secrets: ca_bundle
             .iter()
             .map(|p| (policy::CA_SECRET_ID.to_string(), p.clone()))
@@ -169,38 +204,26 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
         cache_from: args.cache_from.clone(),
         cache_to: args.cache_to.clone(),
     };
-    let previous = ctx.image_id(&tag);
-    let quiet = ctx.g.quiet;
-    let (code, log) = ctx
-        .exec
-        .lines(cmd::build(engine, &ctx.sh, mode, &spec), move |l| {
-            if !quiet {
-                eprintln!("{l}");
-            }
-        })?;
-    if ctx.dry_run() {
-        return Ok(());
-    }
-    if code != 0 {
-        if quiet {
-            let lines: Vec<&str> = log.lines().collect();
-            for l in &lines[lines.len().saturating_sub(40)..] {
-                eprintln!("{l}");
-            }
-        }
-        return Err(exit(
-            code,
-            format!(
-                "image build failed (exit {code}); see the engine output above. Any previous image tagged {tag} is unchanged"
-            ),
-        ));
-    }
+    Ok((spec, mode, base))
+}
+
+/// The built image's id, size, architecture (and the replaced one removed), the HF cache
+/// volume, and the summary lines.
+fn report(
+    ctx: &Ctx,
+    engine: &crate::engine::Engine,
+    tag: &str,
+    previous: Option<String>,
+    base: &str,
+    log: &str,
+    started: Instant,
+) -> Result<()> {
     let inspect = ctx
         .capture(cmd::image_inspect(
             engine,
             &ctx.sh,
             "{{.Id}} {{.Size}} {{.Architecture}}",
-            &tag,
+            tag,
         ))?
         .stdout;
     let mut parts = inspect.split_whitespace();
@@ -235,7 +258,7 @@ pub fn run(ctx: &Ctx, args: &ImageArgs) -> Result<()> {
     println!("size:    {} ({size} bytes)", human_bytes(size));
     println!("arch:    {built_arch}");
     println!("base:    {base}");
-    println!("deps:    {}", deps_summary(&log));
+    println!("deps:    {}", deps_summary(log));
     println!("seconds: {:.1}", started.elapsed().as_secs_f64());
     ctx.info(format!("built {tag} in {}", secs(started.elapsed())));
     Ok(())
