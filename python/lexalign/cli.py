@@ -25,6 +25,7 @@ from .kinds import TrainKind
 from .options import (
     CONTEXT,
     RunState,
+    config_option,
     config_options,
     output_options,
     token_file_option,
@@ -277,15 +278,7 @@ class _Rows(click.ParamType):
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=str),
-    metavar="FILE",
-    help="A finetune or align config (see config/).",
-)
+@config_option("A finetune or align config (see config/).")
 @click.option(
     "--rows",
     "n_rows",

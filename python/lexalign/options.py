@@ -64,22 +64,26 @@ def token_file_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Options of the config-driven commands (download, finetune, align)."""
-    f = output_options(f)
-    f = click.option("--dry-run", is_flag=True, help="Validate and show the plan; write nothing.")(
-        f
-    )
-    f = click.option(
+def config_option(help: str = "YAML config (see config/).") -> Callable[..., Any]:
+    """-c/--config FILE."""
+    return click.option(
         "-c",
         "--config",
         "config_path",
         required=True,
         type=click.Path(dir_okay=False, path_type=str),
         metavar="FILE",
-        help="YAML config (see config/).",
-    )(f)
-    return f
+        help=help,
+    )
+
+
+def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options of the config-driven commands (download, finetune, align)."""
+    f = output_options(f)
+    f = click.option("--dry-run", is_flag=True, help="Validate and show the plan; write nothing.")(
+        f
+    )
+    return config_option()(f)
 
 
 def console(quiet: bool, as_json: bool):

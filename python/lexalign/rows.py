@@ -81,6 +81,20 @@ class Stats:
     def trained_share(self) -> float:
         return self.tokens_trained / self.tokens_total if self.tokens_total else 0.0
 
+    def plan(self, loss_on: str) -> dict[str, Any]:
+        """What the plan, the summary and run.json say of the rows."""
+        return {
+            "loss_on": loss_on,
+            "rows_total": self.rows_total,
+            "rows_dropped": self.rows_dropped,
+            "dropped": dict(self.dropped),
+            "tokens_total": self.tokens_total,
+            "tokens_trained": self.tokens_trained,
+            "trained_share": round(self.trained_share(), 4),
+            "lengths": self.lengths,
+            "truncated": self.truncated,
+        }
+
 
 @dataclass
 class Built:

@@ -108,22 +108,7 @@ def _sft_rows(ds, eval_ds, tokenizer, t, source: str):
             source,
             "evaluation data",
         )
-    st = built.stats
-    return (
-        train_ds,
-        eval_ds,
-        {
-            "loss_on": built.loss_on,
-            "rows_total": st.rows_total,
-            "rows_dropped": st.rows_dropped,
-            "dropped": dict(st.dropped),
-            "tokens_total": st.tokens_total,
-            "tokens_trained": st.tokens_trained,
-            "trained_share": round(st.trained_share(), 4),
-            "lengths": st.lengths,
-            "truncated": st.truncated,
-        },
-    )
+    return train_ds, eval_ds, built.stats.plan(built.loss_on)
 
 
 def _dpo_pairs(ds, eval_ds, tokenizer, t, source: str):
@@ -136,22 +121,7 @@ def _dpo_pairs(ds, eval_ds, tokenizer, t, source: str):
         eval_ds = pairs.to_dataset(
             pairs.build(eval_ds, tokenizer, t.max_length, source), source, "evaluation data"
         )
-    st = built.stats
-    return (
-        train_ds,
-        eval_ds,
-        {
-            "loss_on": "assistant",
-            "rows_total": st.rows_total,
-            "rows_dropped": st.rows_dropped,
-            "dropped": dict(st.dropped),
-            "tokens_total": st.tokens_total,
-            "tokens_trained": st.tokens_trained,
-            "trained_share": round(st.trained_share(), 4),
-            "lengths": st.lengths,
-            "truncated": st.truncated,
-        },
-    )
+    return train_ds, eval_ds, built.stats.plan("assistant")
 
 
 def _trained_row(trained: dict[str, Any]) -> list[list[str]]:
