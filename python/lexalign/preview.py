@@ -5,7 +5,7 @@ pairs.py for align), with the tokenizer and no model weights — and what is tra
 In a terminal the trained spans are highlighted; elsewhere they are marked `[[…]]`. `--json`
 prints one object: {"rows": [{"index", "input_ids", "labels"}], "rows_total", "rows_dropped",
 "tokens_total", "tokens_trained"} (labels −100 where not trained); align rows carry the chosen
-sequence as input_ids/labels and the rejected one under "rejected"."""
+sequence as input_ids/labels, and prompt_input_ids, chosen and rejected ({input_ids, labels})."""
 
 from __future__ import annotations
 
@@ -145,14 +145,18 @@ class _Shown:
                 )
                 for name in ("chosen", "rejected")
             ]
-            rows.append({"index": r["index"], "seqs": seqs})
+            rows.append({"index": r["index"], "prompt": prompt, "seqs": seqs})
         return cls(rows, built.stats, "assistant")
 
 
 def _row_json(r: dict[str, Any]) -> dict[str, Any]:
+    """index, input_ids, labels; an align row also has prompt_input_ids and chosen/rejected,
+    each {input_ids, labels} (input_ids/labels at the top are the chosen sequence)."""
     (_, ids, mask), *rest = r["seqs"]
     out: dict[str, Any] = {"index": r["index"], "input_ids": ids, "labels": labels(ids, mask)}
-    for name, ids2, mask2 in rest:
+    if "prompt" in r:
+        out["prompt_input_ids"] = r["prompt"]
+    for name, ids2, mask2 in r["seqs"] if rest else ():
         out[name] = {"input_ids": ids2, "labels": labels(ids2, mask2)}
     return out
 
