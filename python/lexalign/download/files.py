@@ -11,20 +11,20 @@ from pathlib import Path
 from ..config import RepoSpec
 from ..errors import RuntimeFailure
 from . import names as names_mod
+from .context import FileJob, RunContext
 from .fetch import Cancelled, RangesUnreliable, Transfer, fetch
 from .lock import Interrupted, held
 from .manifest import Manifest, ManifestFile, hash_file
 from .parts import lock_path
 from .remote import RemoteFile
-from .remote import Run as Downloader
 from .stated import Stated
 
 
-def fetch_xet(
-    d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
-) -> None:
+def fetch_xet(d: RunContext, job: FileJob) -> None:
     """`use_xet: true`: hand the file to huggingface_hub (hf_xet for Xet-stored files)."""
     from huggingface_hub import hf_hub_download
+
+    spec, f = job.spec, job.file
 
     # huggingface_hub reads its read timeout from one process-wide setting: the run sets it
     # once before any worker starts (orchestrate.Downloader), never from a worker thread.
@@ -32,19 +32,17 @@ def fetch_xet(
         return hf_hub_download(
             spec.repo_id,
             f.path,
-            repo_type=repo_type,
-            revision=commit,
-            local_dir=str(local_dir),
+            repo_type=job.repo_type,
+            revision=job.commit,
+            local_dir=str(job.local_dir),
             token=d.token,
             etag_timeout=timeout,
         )
 
-    d.retrying(f"downloading {spec.repo_id}/{f.path}", call, d.where(spec, repo_type))
+    d.retry(f"downloading {spec.repo_id}/{f.path}", call, d.where(spec, job.repo_type))
 
 
-def stated_for_xet(
-    d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, stated: Stated
-) -> None:
+def stated_for_xet(d: RunContext, job: FileJob, stated: Stated) -> None:
     """`use_xet: true` with a listing that gave no size or hash: what the resolve answer's
     headers state (huggingface_hub's own metadata request: X-Linked-Etag/ETag, X-Linked-Size
     /Content-Length), so the file is checked against the server, not only its own bytes."""
@@ -52,12 +50,13 @@ def stated_for_xet(
         return
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
-    url = hf_hub_url(spec.repo_id, f.path, repo_type=repo_type, revision=commit)
+    spec, f = job.spec, job.file
+    url = hf_hub_url(spec.repo_id, f.path, repo_type=job.repo_type, revision=job.commit)
 
     def call(timeout: float):
         return get_hf_file_metadata(url, token=d.token, timeout=timeout)
 
-    meta = d.retrying(f"asking for {spec.repo_id}/{f.path}", call, d.where(spec, repo_type))
+    meta = d.retry(f"asking for {spec.repo_id}/{f.path}", call, d.where(spec, job.repo_type))
     stated.probed = True
     etag = (meta.etag or "").strip('"').lower()
     if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag):
@@ -68,7 +67,7 @@ def stated_for_xet(
         stated.add("size", int(meta.size), "X-Linked-Size/Content-Length header")
 
 
-def fetched(d: Downloader, spec: RepoSpec, path: str, size: int) -> None:
+def fetched(d: RunContext, spec: RepoSpec, path: str, size: int) -> None:
     d.console.event("file_done", repo_id=spec.repo_id, path=path, bytes=size, cached=False)
     d.console.info(f"  {spec.repo_id}: {path} ({size:,} bytes)")
 
@@ -94,13 +93,12 @@ def manifest_entry(f: RemoteFile, path: Path, stated: Stated, sha256: str) -> Ma
     )
 
 
-def fetch_one(
-    d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
-) -> ManifestFile:
+def fetch_one(d: RunContext, job: FileJob) -> ManifestFile:
     """Download one file (resuming), check it, move it into place; a corrupt copy is fetched
     again within the retry budget (on one connection after a ranged copy failed). Holds the
     file's lock throughout, so another run into the same folder waits (lock.py) and then finds
     the file in place. Runs in a worker thread."""
+    spec, f, local_dir = job.spec, job.file, job.local_dir
     where = f"{spec.repo_id}: {f.path}"
     try:
         with held(
@@ -110,49 +108,73 @@ def fetch_one(
             stop=d.stop,
             waiting=d.console.warn,
         ):
-            if not d.cfg.use_xet and (done := _placed_meanwhile(d, spec, f, local_dir)):
+            if not d.cfg.use_xet and (done := _placed_meanwhile(d, job)):
                 fetched(d, spec, f.path, done.size)  # the other run finished it meanwhile
                 return done
             while not d.slots.acquire(timeout=0.2):  # this file's own connection
                 if d.stop.is_set():
                     raise Cancelled(where)
             try:
-                return _fetch_checked(d, spec, repo_type, commit, f, local_dir)
+                return _fetch_checked(d, job)
             finally:
                 d.slots.release()
     except Interrupted as exc:
         raise Cancelled(str(exc)) from None
 
 
-def _placed_meanwhile(
-    d: Downloader, spec: RepoSpec, f: RemoteFile, local_dir: Path
-) -> ManifestFile | None:
+def _placed_meanwhile(d: RunContext, job: FileJob) -> ManifestFile | None:
     """The file, if another run moved it into place after this run started and it matches the
     listing. A file older than this run was already judged when the repo was planned: it is
     not hashed a second time."""
-    p = names_mod.target(local_dir, spec.repo_id, f.path)
+    p = names_mod.target(job.local_dir, job.spec.repo_id, job.file.path)
     try:
         fresh = p.stat().st_mtime >= d.started
     except FileNotFoundError:
         return None
-    return unchanged(d, spec, f, local_dir, None) if fresh else None
+    return unchanged(job.spec, job.file, job.local_dir, None) if fresh else None
 
 
-def _fetch_checked(
-    d: Downloader, spec: RepoSpec, repo_type: str, commit: str, f: RemoteFile, local_dir: Path
-) -> ManifestFile:
+def _transfer(d: RunContext, job: FileJob, stated: Stated, connections: int, progress) -> Transfer:
+    """One attempt at a file over our bounded HTTP path (fetch.py)."""
     from huggingface_hub import hf_hub_url
-    from huggingface_hub.utils import build_hf_headers, get_session
+    from huggingface_hub.utils import build_hf_headers
 
-    where = d.where(spec, repo_type)
+    spec, f = job.spec, job.file
+    where = d.where(spec, job.repo_type)
+    return Transfer(
+        session=None,
+        url=hf_hub_url(spec.repo_id, f.path, repo_type=job.repo_type, revision=job.commit),
+        headers=build_hf_headers(token=d.token),
+        local_dir=job.local_dir,
+        name=f.path,
+        size=stated.size,
+        git_sha1=bool(stated.git_sha1) and stated.size is not None,
+        deadline=d.deadline,
+        timeout_s=d.cfg.timeout_s,
+        stop=d.stop,
+        on_bytes=progress.add if progress else (lambda n: None),
+        active=d.active,
+        connections=connections,
+        part_bytes=d.cfg.part_bytes(),
+        slots=d.slots,
+        retrying=lambda what, fn: d.retry(what, fn, where),
+        stated=stated,
+    )
+
+
+def _fetch_checked(d: RunContext, job: FileJob) -> ManifestFile:
+    from huggingface_hub.utils import get_session
+
+    spec, f, local_dir = job.spec, job.file, job.local_dir
+    where = d.where(spec, job.repo_type)
     progress = d.progress.file(spec.repo_id, f.path, f.size) if d.progress else None
     connections = d.cfg.max_connections_per_file
     stated = Stated.from_listing(f)  # every answer of every attempt adds what it states
     try:
         for _attempt in range(d.cfg.retries + 1):
             if d.cfg.use_xet:
-                stated_for_xet(d, spec, repo_type, commit, f, stated)
-                fetch_xet(d, spec, repo_type, commit, f, local_dir)
+                stated_for_xet(d, job, stated)
+                fetch_xet(d, job)
                 final = names_mod.target(local_dir, spec.repo_id, f.path)
                 sha256, _ = hash_file(final, git_sha1=False)
                 problem = judged(final, stated, sha256)
@@ -161,32 +183,14 @@ def _fetch_checked(
                     return manifest_entry(f, final, stated, sha256)
                 final.unlink(missing_ok=True)
             else:
-                transfer = Transfer(
-                    session=None,
-                    url=hf_hub_url(spec.repo_id, f.path, repo_type=repo_type, revision=commit),
-                    headers=build_hf_headers(token=d.token),
-                    local_dir=local_dir,
-                    name=f.path,
-                    size=stated.size,
-                    git_sha1=bool(stated.git_sha1) and stated.size is not None,
-                    deadline=d.deadline,
-                    timeout_s=d.cfg.timeout_s,
-                    stop=d.stop,
-                    on_bytes=progress.add if progress else (lambda n: None),
-                    active=d.active,
-                    connections=connections,
-                    part_bytes=d.cfg.part_bytes(),
-                    slots=d.slots,
-                    retrying=lambda what, fn: d.retrying(what, fn, where),
-                    stated=stated,
-                )
+                transfer = _transfer(d, job, stated, connections, progress)
 
                 def call(timeout: float, transfer=transfer):
                     transfer.session = get_session()
                     return fetch(transfer)
 
                 try:
-                    part, sha256, git_sha1 = d.retrying(
+                    part, sha256, git_sha1 = d.retry(
                         f"downloading {spec.repo_id}/{f.path}", call, where
                     )
                 except RangesUnreliable as exc:
@@ -221,7 +225,7 @@ def _fetch_checked(
 
 
 def unchanged(
-    d: Downloader, spec: RepoSpec, f: RemoteFile, local_dir: Path, known: Manifest | None
+    spec: RepoSpec, f: RemoteFile, local_dir: Path, known: Manifest | None
 ) -> ManifestFile | None:
     """The manifest entry for a file already in place, or None when it must be fetched. With
     a trusted manifest of this commit, a present file of the recorded size is kept; without

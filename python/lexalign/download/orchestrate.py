@@ -7,7 +7,6 @@ name, an OSError, a corrupt file) fails that repo only; the run always ends with
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -15,32 +14,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..config import DownloadConfig, RepoSpec
 from ..console import Console
-from ..errors import LexAlignError, RuntimeFailure, redact
+from ..errors import LexAlignError, RuntimeFailure
 from ..kinds import RepoStatus
 from . import files as filejobs
 from . import names as names_mod
+from .context import FileJob, RunContext
 from .deadline import Deadline, DeadlineExceeded
 from .fetch import Cancelled, abort
 from .manifest import Manifest, ManifestFile, read_manifest, write_manifest
-from .network import explain
 from .progress import RunProgress
 from .remote import RemoteFile
-from .retry import Where, backoff_delay, decide, single_attempt
-
-
-def _local_oserror(exc: BaseException) -> bool:
-    """An OSError about a local file (permissions, disk full, a dangling link), not a request."""
-    if not isinstance(exc, OSError) or exc.errno is None:
-        return False
-    try:
-        from requests import RequestException
-    except ImportError:  # pragma: no cover
-        return True
-    return not isinstance(exc, RequestException) and exc.filename is not None
+from .retry import Retrier, single_attempt
 
 
 @dataclass
@@ -75,77 +62,30 @@ class Downloader:
         self.token = token
         self.dry_run = dry_run
         self.offline = offline
-        self.sleep = sleep
-        self.rng = random.Random()
         self.deadline = Deadline(cfg.deadline_s)
         self.stop = threading.Event()
-        self.started = time.time() - 1.0  # a second of slack for coarse file timestamps
+        self.retry = Retrier(
+            cfg.retries, cfg.timeout_s, self.deadline, self.stop, console, sleep=sleep
+        )
         if cfg.use_xet:
             # hf_hub_download's read timeout is process-wide: set once, before any worker runs
             from huggingface_hub import constants
 
             constants.HF_HUB_DOWNLOAD_TIMEOUT = cfg.timeout_s
-        self.active: set = set()  # responses being read, to unblock on Ctrl-C
-        # every connection comes out of max_workers (a file holds one; ranged.py's extras too)
-        self.slots = threading.Semaphore(cfg.max_workers)
-        self.progress: RunProgress | None = None
+        # what each file's work gets (files.py): values, never this object
+        self.files = RunContext(
+            cfg=cfg,
+            console=console,
+            token=token,
+            retry=self.retry,
+            deadline=self.deadline,
+            stop=self.stop,
+            started=time.time() - 1.0,  # a second of slack for coarse file timestamps
+            active=set(),  # responses being read, to unblock on Ctrl-C
+            # every connection comes out of max_workers (a file holds one; ranged.py's extras)
+            slots=threading.Semaphore(cfg.max_workers),
+        )
         single_attempt()
-
-    def _sleep(self, seconds: float) -> None:
-        """Back off, but wake up at once on Ctrl-C."""
-        if self.sleep is time.sleep:
-            if self.stop.wait(seconds):
-                raise Cancelled("interrupted")
-        else:
-            self.sleep(seconds)
-
-    # -- retries -------------------------------------------------------------------------------
-
-    def retrying(self, what: str, fn: Callable[[float], Any], where: Where) -> Any:
-        attempts = self.cfg.retries + 1
-        for attempt in range(attempts):
-            if self.stop.is_set():
-                raise Cancelled(what)
-            left = self.deadline.check(what)
-            timeout = max(1.0, min(self.cfg.timeout_s, left))
-            try:
-                return fn(timeout)
-            except (KeyboardInterrupt, LexAlignError, Cancelled):
-                raise
-            except Exception as exc:  # noqa: BLE001 - decided by the policy table
-                if self.stop.is_set():
-                    raise Cancelled(what) from exc
-                if _local_oserror(exc):
-                    raise  # the disk, not the network: the repo fails with a fix hint
-                verdict = decide(exc, where)
-                if not verdict.transient:
-                    raise RuntimeFailure(verdict.message) from exc
-                cause = verdict.cause or exc
-                if attempt == attempts - 1:
-                    raise RuntimeFailure(
-                        f"{what}: gave up after {attempts} attempt(s): {explain(cause)}"
-                    ) from exc
-                delay = backoff_delay(attempt, verdict.retry_after, self.rng)
-                if delay >= self.deadline.remaining():
-                    raise DeadlineExceeded(
-                        f"deadline_s={self.cfg.deadline_s:g} would be exceeded while {what} "
-                        f"(next retry in {delay:.1f}s); raise deadline_s or retry later"
-                    ) from exc
-                self.console.warn(
-                    f"{what}: {explain(cause)}; retry {attempt + 1}/{attempts - 1} in {delay:.1f}s"
-                )
-                self.console.event(
-                    "retry",
-                    what=what,
-                    attempt=attempt + 1,
-                    delay_s=round(delay, 2),
-                    error=redact(explain(cause)),
-                )
-                self._sleep(delay)
-        raise AssertionError("unreachable")
-
-    def where(self, spec: RepoSpec, repo_type: str) -> Where:
-        return Where(spec.repo_id, repo_type, spec.revision or "main", bool(self.token))
 
     # -- one repo ------------------------------------------------------------------------------
 
@@ -166,8 +106,8 @@ class Downloader:
                 timeout=timeout,
             )
 
-        info = self.retrying(
-            f"resolving {spec.repo_id}@{revision}", call, self.where(spec, repo_type)
+        info = self.retry(
+            f"resolving {spec.repo_id}@{revision}", call, self.files.where(spec, repo_type)
         )
         siblings = list(info.siblings or [])
         by_name = {s.rfilename: s for s in siblings}
@@ -227,7 +167,7 @@ class Downloader:
         local_dir.mkdir(parents=True, exist_ok=True)
         todo, kept = [], []
         for f in files:
-            entry = filejobs.unchanged(self, spec, f, local_dir, known)
+            entry = filejobs.unchanged(spec, f, local_dir, known)
             if entry is None:
                 todo.append(f)
                 continue
@@ -327,15 +267,15 @@ class Downloader:
         pool = ThreadPoolExecutor(max_workers=self.cfg.max_workers, thread_name_prefix="download")
         try:
             with RunProgress(self.console) as progress:
-                self.progress = progress
+                self.files.progress = progress
                 self._run(jobs, results, pool)
         except KeyboardInterrupt:
             self.stop.set()
-            abort(self.active)
+            abort(self.files.active)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
-            self.progress = None
+            self.files.progress = None
             pool.shutdown(wait=True, cancel_futures=True)
         return results
 
@@ -364,10 +304,14 @@ class Downloader:
                 self._done(result, started)
                 continue
             todo, kept = plan
-            if self.progress is not None:
-                self.progress.expect(sum(f.size or 0 for f in todo))
+            if self.files.progress is not None:
+                self.files.progress.expect(sum(f.size or 0 for f in todo))
             futures = [
-                pool.submit(filejobs.fetch_one, self, spec, repo_type, result.commit, f, local_dir)
+                pool.submit(
+                    filejobs.fetch_one,
+                    self.files,
+                    FileJob(spec, repo_type, result.commit, f, local_dir),
+                )
                 for f in todo
             ]
             in_flight.append((i, futures, kept))

@@ -4,18 +4,24 @@ Retry-After) and which are final, each final one with the message the user sees.
 huggingface_hub retries some file requests on its own (up to 5 times, 1-8 s apart), but not the
 API call, not mid-body drops and not 429. So that `retries`, `timeout_s` and `deadline_s` are the
 one policy a user configures, its own retries are switched off (`single_attempt`) and every
-request goes through `Downloader.retrying`.
+request goes through the run's `Retrier`, which owns the loop: the attempts, the deadline, the
+stop event (Ctrl-C), the console lines and events, and the random source of the backoff.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import one_line
+from ..console import Console
+from ..errors import LexAlignError, RuntimeFailure, one_line, redact
+from .deadline import Deadline, DeadlineExceeded
+from .network import explain
+from .transfer import Cancelled, PlanChange
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -208,3 +214,95 @@ def single_attempt() -> None:
     wrapped = functools.partial(current, max_retries=0)
     wrapped._lexalign = True  # type: ignore[attr-defined]
     file_download.http_backoff = wrapped
+
+
+def local_oserror(exc: BaseException) -> bool:
+    """An OSError about a local file (permissions, disk full, a dangling link), not a request."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return False
+    try:
+        from requests import RequestException
+    except ImportError:  # pragma: no cover
+        return True
+    return not isinstance(exc, RequestException) and exc.filename is not None
+
+
+class Retrier:
+    """The run's retry loop: `retrier(what, fn, where)` calls `fn(timeout)` until it succeeds,
+    a failure is final (the policy table), the attempts are spent or the deadline would pass;
+    Ctrl-C (the stop event) ends it at once."""
+
+    def __init__(
+        self,
+        retries: int,
+        timeout_s: float,
+        deadline: Deadline,
+        stop: threading.Event,
+        console: Console,
+        *,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.attempts = retries + 1
+        self.timeout_s = timeout_s
+        self.deadline = deadline
+        self.stop = stop
+        self.console = console
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+
+    def __call__(self, what: str, fn: Callable[[float], Any], where: Where) -> Any:
+        for attempt in range(self.attempts):
+            if self.stop.is_set():
+                raise Cancelled(what)
+            left = self.deadline.check(what)
+            timeout = max(1.0, min(self.timeout_s, left))
+            try:
+                return fn(timeout)
+            except (KeyboardInterrupt, LexAlignError, Cancelled, PlanChange):
+                raise
+            except Exception as exc:  # noqa: BLE001 - decided by the policy table
+                delay = self._after_failure(what, exc, where, attempt)
+                self._wait(delay)
+        raise AssertionError("unreachable")
+
+    def _after_failure(self, what: str, exc: Exception, where: Where, attempt: int) -> float:
+        """Raise when the failure is final or the budget is spent; else say so and return
+        how long to wait before the next attempt."""
+        if self.stop.is_set():
+            raise Cancelled(what) from exc
+        if local_oserror(exc):
+            raise exc  # the disk, not the network: the repo fails with a fix hint
+        verdict = decide(exc, where)
+        if not verdict.transient:
+            raise RuntimeFailure(verdict.message) from exc
+        cause = verdict.cause or exc
+        if attempt == self.attempts - 1:
+            raise RuntimeFailure(
+                f"{what}: gave up after {self.attempts} attempt(s): {explain(cause)}"
+            ) from exc
+        delay = backoff_delay(attempt, verdict.retry_after, self.rng)
+        if delay >= self.deadline.remaining():
+            raise DeadlineExceeded(
+                f"deadline_s={self.deadline.seconds:g} would be exceeded while {what} "
+                f"(next retry in {delay:.1f}s); raise deadline_s or retry later"
+            ) from exc
+        self.console.warn(
+            f"{what}: {explain(cause)}; retry {attempt + 1}/{self.attempts - 1} in {delay:.1f}s"
+        )
+        self.console.event(
+            "retry",
+            what=what,
+            attempt=attempt + 1,
+            delay_s=round(delay, 2),
+            error=redact(explain(cause)),
+        )
+        return delay
+
+    def _wait(self, seconds: float) -> None:
+        """Back off, but wake up at once on Ctrl-C."""
+        if self.sleep is time.sleep:
+            if self.stop.wait(seconds):
+                raise Cancelled("interrupted")
+        else:
+            self.sleep(seconds)

@@ -42,9 +42,13 @@ class RangesUnreliable(RuntimeFailure):
     caller fetches the file again on one connection."""
 
 
-class Collapse(BaseException):
-    """The server ignored the range of the first request: its body is the whole file. (Like
-    StartOver, a change of plan, not an error: BaseException passes the retry policy.)"""
+class PlanChange(Exception):
+    """Not a failure but a change of plan that the caller of a transfer acts on (Collapse,
+    StartOver): the retry policy passes it on untouched (retry.Retrier)."""
+
+
+class Collapse(PlanChange):
+    """The server ignored the range of the first request: its body is the whole file."""
 
     def __init__(self, resp) -> None:
         self.resp = resp
@@ -74,7 +78,7 @@ class Transfer:
     stated: Stated | None = None  # what the server says of the file (every answer adds to it)
 
 
-class StartOver(BaseException):
+class StartOver(PlanChange):
     """416: the server says our range is unsatisfiable — start the file over."""
 
 
