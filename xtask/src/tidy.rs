@@ -92,6 +92,45 @@ fn no_file_is_too_long() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The file effects a task may make only through the execution layer (exec/files.rs), which
+/// prints them under --dry-run instead of making them.
+const FILE_EFFECTS: [&str; 9] = [
+    "fs::write(",
+    "fs::create_dir(",
+    "fs::create_dir_all(",
+    "fs::remove_file(",
+    "fs::remove_dir(",
+    "fs::remove_dir_all(",
+    "fs::rename(",
+    "fs::copy(",
+    "atomic_write(",
+];
+
+#[test]
+fn tasks_change_files_only_through_the_execution_layer() {
+    let mut all = Vec::new();
+    files(&repo().join("xtask/src/tasks"), "rs", &mut all);
+    files(&repo().join("xtask/src/build"), "rs", &mut all);
+    let mut problems = Vec::new();
+    for f in &all {
+        let text = std::fs::read_to_string(f).unwrap();
+        let rel = f.strip_prefix(repo()).unwrap().display().to_string();
+        for (i, line) in product_part(&text).lines().enumerate() {
+            if let Some(call) = FILE_EFFECTS.iter().find(|c| line.contains(**c)) {
+                problems.push(format!(
+                    "{rel}:{}: `{call}…`: use ctx.exec.{} (printed under --dry-run)",
+                    i + 1,
+                    call.trim_start_matches("fs::")
+                        .trim_end_matches('(')
+                        .replace("atomic_", "")
+                ));
+            }
+        }
+    }
+    assert!(all.len() > 20, "found only {} task files", all.len());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// Lines a product function may take (signature to closing brace).
 const FUNCTION_LIMIT: usize = 80;
 

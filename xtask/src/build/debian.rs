@@ -84,9 +84,7 @@ pub fn build(
     let work = work_dir(&ctx.root, tag);
     let epoch = source_date_epoch(ctx);
     rootfs(ctx, &work, suite, mirror, foreign, &epoch)?;
-    if !ctx.dry_run() {
-        std::fs::copy(&recipe, work.join("Dockerfile"))?;
-    }
+    ctx.exec.copy(&recipe, work.join("Dockerfile"))?;
     let spec = BuildSpec {
         context: work,
         tag: tag.to_string(),
@@ -144,11 +142,10 @@ fn rootfs(
 ) -> Result<()> {
     // mmdebstrap picks the output format from the extension: keep `.tar`.
     let partial = work.join("rootfs.partial.tar");
-    if !ctx.dry_run() {
-        std::fs::create_dir_all(work)
-            .with_context(|| format!("cannot create {}", work.display()))?;
-        let _ = std::fs::remove_file(&partial);
-    }
+    ctx.exec
+        .create_dir_all(work)
+        .with_context(|| format!("cannot create {}", work.display()))?;
+    let _ = ctx.exec.remove_file(&partial);
     ctx.info(format!(
         "base-image: mmdebstrap {suite} ({}), SOURCE_DATE_EPOCH={epoch}",
         policy::DEBIAN_BASE_PACKAGES
@@ -158,14 +155,12 @@ fn rootfs(
         Default::default(),
     )?;
     if code != 0 {
-        let _ = std::fs::remove_file(&partial);
+        let _ = ctx.exec.remove_file(&partial);
         return Err(fail(format!(
             "mmdebstrap failed (exit {code}); see its output above (network to the Debian mirror? root or unshare rights?)"
         )));
     }
-    if !ctx.dry_run() {
-        std::fs::rename(&partial, work.join("rootfs.tar"))?;
-    }
+    ctx.exec.rename(&partial, work.join("rootfs.tar"))?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@
 //!   ([`Forward`]) and given time to stop on its own (a training run saves a checkpoint); a
 //!   second signal removes it at once.
 
+mod files;
 mod group;
 
 use crate::error::{code, Result};

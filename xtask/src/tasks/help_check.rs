@@ -85,11 +85,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         "help-check",
         vec!["sh".into(), "-c".into(), script(&CLIS)],
     );
-    let e = if ctx.dry_run() {
-        ctx.engine()?
-    } else {
-        ctx.engine_ready()?
-    };
+    let e = ctx.engine_ready()?;
     let out = ctx.capture(cmd::run(e, &ctx.sh, &spec))?;
     if out.planned {
         return Ok(());

@@ -143,9 +143,7 @@ pub fn run(ctx: &Ctx, args: &LockArgs) -> Result<()> {
     } else {
         py_text.clone()
     };
-    if !ctx.dry_run() {
-        scratch(ctx, &work, &resolve_text, &old_text)?;
-    }
+    scratch(ctx, &work, &resolve_text, &old_text)?;
     let compile = uv_compile_args(args.upgrade, &args.upgrade_package);
     let spec = lock_spec(&LockRun {
         base: &base,
@@ -164,22 +162,24 @@ pub fn run(ctx: &Ctx, args: &LockArgs) -> Result<()> {
         return code.map(|_| ());
     }
     let result = code.and_then(|code| adopt(ctx, code, &work, &lock_path, &old_text, &old));
-    let _ = std::fs::remove_dir_all(&work);
+    let _ = ctx.exec.remove_dir_all(&work);
     result
 }
 
 /// The scratch folder uv resolves in: the (relaxed) pyproject, the README it names, and the
 /// current lock as preferences (keep versions).
 fn scratch(ctx: &Ctx, work: &Path, resolve_text: &str, old_text: &str) -> Result<()> {
-    let _ = std::fs::remove_dir_all(work);
-    std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
-    std::fs::write(work.join("pyproject.toml"), resolve_text)?;
+    let _ = ctx.exec.remove_dir_all(work);
+    ctx.exec
+        .create_dir_all(work)
+        .with_context(|| format!("cannot create {}", work.display()))?;
+    ctx.exec.write(work.join("pyproject.toml"), resolve_text)?;
     let readme = ctx.path("python/README.md");
     if readme.is_file() {
-        std::fs::copy(readme, work.join("README.md"))?;
+        ctx.exec.copy(readme, work.join("README.md"))?;
     }
     if !old_text.is_empty() {
-        std::fs::write(work.join("pylock.toml"), old_text)?;
+        ctx.exec.write(work.join("pylock.toml"), old_text)?;
     }
     Ok(())
 }
@@ -207,7 +207,7 @@ fn adopt(
     let new_text = std::fs::read_to_string(work.join("pylock.toml"))?;
     let new = lockfile::parse(&work.join("pylock.toml"), &new_text)?;
     if new_text != old_text {
-        util::atomic_write(lock_path, new_text.as_bytes())?;
+        ctx.exec.write(lock_path, new_text.as_bytes())?;
     }
     pins::run(ctx, &PinsArgs::default())?;
     let moved = changes(old, &new);

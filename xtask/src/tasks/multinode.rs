@@ -109,11 +109,7 @@ fn free_port() -> Result<u16> {
 }
 
 pub fn run(ctx: &Ctx, args: &MultinodeArgs) -> Result<()> {
-    let e = if ctx.dry_run() {
-        ctx.engine()?
-    } else {
-        ctx.engine_ready()?
-    };
+    let e = ctx.engine_ready()?;
     let res = ctx
         .capture(cmd::info(e, &ctx.sh, "{{.NCPU}} {{.MemTotal}}"))?
         .answer()

@@ -6,7 +6,7 @@ use crate::ctx::Ctx;
 use crate::error::{fail, usage};
 use crate::lockfile;
 use crate::pinning::sync;
-use crate::{diff, policy, util};
+use crate::{diff, policy};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, args: &PinsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    util::atomic_write(&py_path, synced.text.as_bytes())?;
+    ctx.exec.write(&py_path, synced.text.as_bytes())?;
     for c in &synced.changes {
         println!("pinned {}: {:?} -> {:?}", c.at, c.old, c.new);
     }

@@ -37,11 +37,7 @@ pub fn run(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         )));
     }
     let remote = format!("{}:{tag}", reg.repository());
-    let e = if ctx.dry_run() {
-        ctx.engine()?
-    } else {
-        ctx.engine_ready()?
-    };
+    let e = ctx.engine_ready()?;
     ctx.info(format!("pull: {remote}"));
     let out = ctx.capture(cmd::pull(e, &ctx.sh, &remote))?;
     if out.planned {

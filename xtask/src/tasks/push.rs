@@ -75,11 +75,7 @@ pub fn run(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     let lock_bytes = std::fs::read(ctx.path(policy::LOCKFILE))
         .map_err(|e| usage(format!("{}: {e}", policy::LOCKFILE)))?;
     let lock = sha256_hex(&lock_bytes);
-    let e = if ctx.dry_run() {
-        ctx.engine()?
-    } else {
-        ctx.engine_ready()?
-    };
+    let e = ctx.engine_ready()?;
     let dirty = git::dirty(&ctx.exec, &ctx.sh, &ctx.root);
     let revision = git::head(&ctx.exec, &ctx.sh, &ctx.root).filter(|_| !dirty);
     if dirty {

@@ -56,14 +56,12 @@ pub fn run(ctx: &Ctx, suite: Suite, args: &PassArgs) -> Result<()> {
     );
     devrun::apply_opts(&mut s, &args.dev)?;
     if let Some(dir) = &args.junit_dir {
-        if !ctx.dry_run() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                usage(format!(
-                    "--junit-dir {}: cannot create it ({e})",
-                    dir.display()
-                ))
-            })?;
-        }
+        ctx.exec.create_dir_all(dir).map_err(|e| {
+            usage(format!(
+                "--junit-dir {}: cannot create it ({e})",
+                dir.display()
+            ))
+        })?;
         let abs = std::path::absolute(dir)
             .map_err(|e| usage(format!("--junit-dir {}: {e}", dir.display())))?;
         s.volumes

@@ -13,7 +13,7 @@ use crate::devrun;
 use crate::engine::cmd::{self, RunOpts, RunSpec};
 use crate::error::{fail, Result};
 use crate::policy;
-use crate::util::{atomic_write, sha256_hex};
+use crate::util::sha256_hex;
 use std::path::{Path, PathBuf};
 
 /// What `image inspect` says of the image (the SBOM's subject).
@@ -159,8 +159,8 @@ fn ensure_tools(ctx: &Ctx, args: &SbomArgs, facts: &ImageFacts) -> Result<PathBu
         return Ok(dir);
     }
     let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
+    let _ = ctx.exec.remove_dir_all(&tmp);
+    ctx.exec.create_dir_all(&tmp)?;
     let ca = policy::resolve_ca_bundle(args.ca_bundle.as_deref())?;
     ctx.info(format!(
         "sbom: installing the SBOM tools ({}) into {} (once per architecture)",
@@ -178,13 +178,13 @@ fn ensure_tools(ctx: &Ctx, args: &SbomArgs, facts: &ImageFacts) -> Result<PathBu
     );
     let out = ctx.capture(cmd::run(e, &ctx.sh, &spec))?;
     if !out.ok() {
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = ctx.exec.remove_dir_all(&tmp);
         return Err(fail(format!(
             "sbom: cannot install the SBOM tools from PyPI ({}); check the network, or pass the proxy's CA with --ca-bundle",
             out.first_error_line()
         )));
     }
-    std::fs::rename(&tmp, &dir)?;
+    ctx.exec.rename(&tmp, &dir)?;
     Ok(dir)
 }
 
@@ -207,11 +207,7 @@ fn image_facts(ctx: &Ctx, e: &crate::engine::Engine, image: &str) -> Result<Imag
 
 pub fn run(ctx: &Ctx, args: &SbomArgs) -> Result<()> {
     let image = ctx.image();
-    let e = if ctx.dry_run() {
-        ctx.engine()?
-    } else {
-        ctx.engine_ready()?
-    };
+    let e = ctx.engine_ready()?;
     let facts = image_facts(ctx, e, image)?;
     let output = args
         .output
@@ -222,10 +218,8 @@ pub fn run(ctx: &Ctx, args: &SbomArgs) -> Result<()> {
         .root
         .join("target/sbom")
         .join(format!("run-{}", std::process::id()));
-    if !ctx.dry_run() {
-        let _ = std::fs::remove_dir_all(&work);
-        std::fs::create_dir_all(&work)?;
-    }
+    let _ = ctx.exec.remove_dir_all(&work);
+    ctx.exec.create_dir_all(&work)?;
     let subject = serde_json::json!({
         "name": image,
         "id": facts.id,
@@ -250,7 +244,7 @@ pub fn run(ctx: &Ctx, args: &SbomArgs) -> Result<()> {
     }
     let made = made?;
     let result = std::fs::read(work.join("sbom.json"));
-    let _ = std::fs::remove_dir_all(&work);
+    let _ = ctx.exec.remove_dir_all(&work);
     if !made.ok() {
         return Err(fail(format!(
             "sbom: making the SBOM of {image} failed: {}",
@@ -263,15 +257,21 @@ pub fn run(ctx: &Ctx, args: &SbomArgs) -> Result<()> {
         )));
     }
     let bytes = result.map_err(|e| fail(format!("sbom: the SBOM was not written: {e}")))?;
-    write_report(&output, &bytes, &made.stdout, &facts)
+    write_report(ctx, &output, &bytes, &made.stdout, &facts)
 }
 
 /// The SBOM in place (temp + rename), and one line saying what it holds.
-fn write_report(output: &Path, bytes: &[u8], stdout: &str, facts: &ImageFacts) -> Result<()> {
+fn write_report(
+    ctx: &Ctx,
+    output: &Path,
+    bytes: &[u8],
+    stdout: &str,
+    facts: &ImageFacts,
+) -> Result<()> {
     if let Some(dir) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        ctx.exec.create_dir_all(dir)?;
     }
-    atomic_write(output, bytes)?;
+    ctx.exec.write(output, bytes)?;
     let counts: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or_default();
     println!(

@@ -83,8 +83,8 @@ pub fn cold_build(b: &Bench, quick: bool) -> Result<Vec<Row>> {
         row.samples.push(cold_image(b)?);
         let venv = b.ctx.root.join("target/bench/floor-venv");
         let cache = b.ctx.root.join("target/bench/floor-uv-cache");
-        let _ = std::fs::remove_dir_all(&venv);
-        let _ = std::fs::remove_dir_all(&cache);
+        let _ = b.ctx.exec.remove_dir_all(&venv);
+        let _ = b.ctx.exec.remove_dir_all(&cache);
         let (t1, _) = b.time_ok(
             Proc::change(
                 sh.cmd(&uv)
@@ -113,7 +113,7 @@ pub fn cold_build(b: &Bench, quick: bool) -> Result<Vec<Row>> {
             "uv pip sync (floor)",
         )?;
         row.peer.push(t1 + t2);
-        let _ = std::fs::remove_dir_all(&cache);
+        let _ = b.ctx.exec.remove_dir_all(&cache);
     }
     let _ = b
         .ctx
@@ -136,7 +136,7 @@ pub fn rebuilds(b: &Bench) -> Result<Vec<Row>> {
         for i in 0..b.runs {
             let mut text = std::fs::read_to_string(&file)?;
             text.push_str(&format!("# bench edit {i}\n"));
-            std::fs::write(&file, text)?;
+            b.ctx.exec.write(&file, text)?;
             let (t, o) = b.time_ok(b.tree_image("lexalign-bench:tree"), "warm rebuild")?;
             if o.stdout.contains("deps:    cached") {
                 cached += 1;
@@ -197,7 +197,7 @@ pub fn lock_change(b: &Bench) -> Result<Vec<Row>> {
         }],
     };
     let py_b = crate::pinning::sync(&py_a, &py, &one, false)?.text;
-    std::fs::write(&py, &py_b)?;
+    b.ctx.exec.write(&py, &py_b)?;
     let (_, o) = b.time(b.xtask(&["-q", "lock"]).env("LEXALIGN_ROOT", &b.tree))?;
     if !o.ok() {
         let why = format!(
@@ -220,7 +220,7 @@ pub fn lock_change(b: &Bench) -> Result<Vec<Row>> {
                 if flip { &lock_b } else { &lock_a },
                 now_rfc3339()
             );
-            std::fs::write(&lock, text)?;
+            b.ctx.exec.write(&lock, text)?;
             if empty_cache {
                 b.time_ok(
                     cmd::builder_prune(&b.engine, &b.ctx.sh, false, Some("type=exec.cachemount")),

@@ -79,11 +79,11 @@ impl Bench<'_> {
     }
 
     pub(super) fn prepare_tree(&self) -> Result<()> {
-        let _ = std::fs::remove_dir_all(&self.tree);
+        let _ = self.ctx.exec.remove_dir_all(&self.tree);
         for d in ["docker", "python"] {
-            copy_dir(&self.ctx.root.join(d), &self.tree.join(d))?;
+            copy_dir(&self.ctx.exec, &self.ctx.root.join(d), &self.tree.join(d))?;
         }
-        std::fs::copy(
+        self.ctx.exec.copy(
             self.ctx.root.join(".dockerignore"),
             self.tree.join(".dockerignore"),
         )?;
@@ -110,8 +110,8 @@ pub(super) fn numbers(v: &serde_json::Value, key: &str) -> Vec<f64> {
         .unwrap_or_default()
 }
 
-pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
+pub(super) fn copy_dir(exec: &crate::exec::Exec, from: &Path, to: &Path) -> Result<()> {
+    exec.create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
         let name = e.file_name();
@@ -124,9 +124,9 @@ pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
             continue;
         }
         if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &to.join(&name))?;
+            copy_dir(exec, &e.path(), &to.join(&name))?;
         } else {
-            std::fs::copy(e.path(), to.join(&name))?;
+            exec.copy(e.path(), to.join(&name))?;
         }
     }
     Ok(())
@@ -317,7 +317,7 @@ pub fn xtask_compile(b: &Bench) -> Result<Vec<Row>> {
         row.target = Some(Target::AtMost(60.0));
         let dir = b.ctx.root.join("target/bench/xtask-build");
         for _ in 0..b.runs.min(2) {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = b.ctx.exec.remove_dir_all(&dir);
             let p =
                 Proc::change(
                     sh.cmd(b.cargo())
@@ -327,7 +327,7 @@ pub fn xtask_compile(b: &Bench) -> Result<Vec<Row>> {
                 .env("CARGO_TARGET_DIR", &dir);
             row.samples.push(b.time_ok(p, "cargo build -p xtask")?.0);
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = b.ctx.exec.remove_dir_all(&dir);
         row.note = format!("dependencies: {}", xtask_dependencies(&b.ctx.root));
         rows.push(row);
     }

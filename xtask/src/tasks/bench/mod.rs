@@ -20,7 +20,7 @@ use crate::cli::BenchArgs;
 use crate::ctx::Ctx;
 use crate::error::{usage, Result};
 use crate::git;
-use crate::util::{atomic_write, now_rfc3339};
+use crate::util::now_rfc3339;
 use measure::Bench;
 use rows::Group;
 
@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<()> {
 
     let mut extra = String::new();
     let out = measure_groups(&b, groups, args.quick, &mut extra)?;
-    let _ = std::fs::remove_dir_all(&b.tree);
+    let _ = ctx.exec.remove_dir_all(&b.tree);
     let _ = ctx.capture(crate::engine::cmd::rmi(
         &b.engine,
         &ctx.sh,
@@ -128,7 +128,7 @@ fn write_reports(
 ) -> Result<()> {
     print!("{}", report::table(out));
     let out_dir = ctx.root.join("target/bench");
-    std::fs::create_dir_all(&out_dir)?;
+    ctx.exec.create_dir_all(&out_dir)?;
     let json = report::results_json(out, meta);
     // A partial run must not replace the full report.
     let partial = match (args.only.is_empty(), args.quick) {
@@ -137,21 +137,23 @@ fn write_reports(
         (true, false) => None,
     };
     if let Some(name) = partial {
-        atomic_write(&out_dir.join(name), json.as_bytes())?;
+        ctx.exec.write(out_dir.join(name), json.as_bytes())?;
         ctx.info(format!(
             "bench: wrote target/bench/{name} (docs/benchmarks.md is written by full runs only)"
         ));
         return Ok(());
     }
-    atomic_write(&out_dir.join("results.json"), json.as_bytes())?;
+    ctx.exec
+        .write(out_dir.join("results.json"), json.as_bytes())?;
     let docs = ctx.root.join("docs");
-    std::fs::create_dir_all(&docs)?;
+    ctx.exec.create_dir_all(&docs)?;
     let notes = std::fs::read_to_string(docs.join("benchmarks-notes.md")).unwrap_or_default();
-    atomic_write(
-        &docs.join("benchmarks.md"),
+    ctx.exec.write(
+        docs.join("benchmarks.md"),
         report::markdown(out, meta, &format!("{extra}\n{notes}")).as_bytes(),
     )?;
-    atomic_write(&docs.join("benchmarks.svg"), report::svg(out).as_bytes())?;
+    ctx.exec
+        .write(docs.join("benchmarks.svg"), report::svg(out).as_bytes())?;
     ctx.info("bench: wrote target/bench/results.json, docs/benchmarks.md and docs/benchmarks.svg");
     Ok(())
 }

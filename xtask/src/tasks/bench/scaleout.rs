@@ -37,11 +37,11 @@ pub fn push(b: &Bench) -> Result<Vec<Row>> {
         ]);
     }
     let dir = b.ctx.root.join("target/bench/registry");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    let _ = b.ctx.exec.remove_dir_all(&dir);
+    b.ctx.exec.create_dir_all(&dir)?;
     let port = free_port()?;
     let cfg = dir.join("config.yml");
-    std::fs::write(
+    b.ctx.exec.write(
         &cfg,
         format!(
             "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
@@ -82,7 +82,7 @@ pub fn push(b: &Bench) -> Result<Vec<Row>> {
             Err(e) => pull.unavailable(format!("not measured: {e}")),
         };
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = b.ctx.exec.remove_dir_all(&dir);
     Ok(vec![cold, warm, pull])
 }
 
@@ -98,8 +98,8 @@ fn pull_cold(b: &Bench, reg: &str) -> Result<Row> {
     row.peer_name = "cold image build";
     // a short folder: the engine's sockets live under it (108-byte limit)
     let dir = std::env::temp_dir().join(format!("lexalign-bench-engine-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    let _ = b.ctx.exec.remove_dir_all(&dir);
+    b.ctx.exec.create_dir_all(&dir)?;
     let sock = dir.join("docker.sock");
     let host = format!("unix://{}", sock.display());
     let daemon = b.ctx.exec.background(Proc::change(
@@ -131,7 +131,7 @@ fn pull_cold(b: &Bench, reg: &str) -> Result<Row> {
     while !up() {
         if std::time::Instant::now() > deadline {
             drop(daemon);
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = b.ctx.exec.remove_dir_all(&dir);
             return Err(fail(
                 "the second dockerd did not start within 30 s (root is needed)",
             ));
@@ -156,7 +156,7 @@ fn pull_cold(b: &Bench, reg: &str) -> Result<Row> {
         }
     }
     drop(daemon);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = b.ctx.exec.remove_dir_all(&dir);
     row.samples.push(pulled?.0);
     b.ctx
         .info("bench: cold build of the same lock (build cache emptied), the pull's peer");
@@ -189,8 +189,8 @@ pub fn multinode(b: &Bench) -> Result<Vec<Row>> {
     row.target = Some(Target::RatioAtLeast(0.8));
     row.peer_name = "2 processes in one container";
     let py = b.ctx.root.join("target/bench/multinode");
-    let _ = std::fs::remove_dir_all(&py);
-    super::measure::copy_dir(&b.ctx.python_dir, &py)?;
+    let _ = b.ctx.exec.remove_dir_all(&py);
+    super::measure::copy_dir(&b.ctx.exec, &b.ctx.python_dir, &py)?;
     let pyd = py.display().to_string();
     let img = b.ctx.image();
     b.time_ok(
@@ -202,7 +202,7 @@ pub fn multinode(b: &Bench) -> Result<Vec<Row>> {
     for i in 0..b.runs.min(2) {
         for (name, multi) in [("mn", true), ("sp", false)] {
             let out = format!("outputs/{name}{i}");
-            std::fs::write(
+            b.ctx.exec.write(
                 py.join(format!("{name}{i}.yaml")),
                 format!("model: tiny\ndataset: {{path: bench.jsonl}}\noutput_dir: {out}\ntraining: {{max_steps: {steps}, batch_size: 4, max_length: 64, logging_steps: 1, save_steps: 1000, seed: 7}}\n"),
             )?;
@@ -259,6 +259,6 @@ pub fn multinode(b: &Bench) -> Result<Vec<Row>> {
         }
     }
     row.note = format!("tiny GPT-2, CPU fp32 over gloo on 127.0.0.1, {steps} steps (first {WARMUP} skipped); nodes are containers on the host network");
-    let _ = std::fs::remove_dir_all(&py);
+    let _ = b.ctx.exec.remove_dir_all(&py);
     Ok(vec![row])
 }
