@@ -429,3 +429,78 @@ fn the_trainjob_is_valid_for_kubeflow_trainer_v2_3() {
         );
     }
 }
+
+/// The test binaries on the custom harness (libtest-mimic) register their tests by hand in
+/// `main`: a test function that is registered nowhere (and called by no other test) would
+/// silently never run. Every zero-argument, no-result function of those binaries must be used
+/// besides its definition; and no test file is over 700 lines (split it into modules).
+#[test]
+fn every_custom_harness_test_is_registered_and_files_stay_small() {
+    let dir = root().join("tests/tests");
+    let binaries: Vec<Vec<std::path::PathBuf>> = vec![
+        std::fs::read_dir(dir.join("docker"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect(),
+        vec![dir.join("editors.rs")],
+        vec![dir.join("scaleout.rs")],
+        vec![dir.join("slurm.rs")],
+    ];
+    let mut problems = Vec::new();
+    for files in &binaries {
+        let text: String = files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for line in text.lines() {
+            let decl = line
+                .strip_prefix("pub(crate) fn ")
+                .or_else(|| line.strip_prefix("fn "));
+            let Some(name) = decl.and_then(|d| d.strip_suffix("() {")) else {
+                continue;
+            };
+            let uses = text
+                .match_indices(name)
+                .filter(|(i, _)| {
+                    let before = text[..*i].chars().last().unwrap_or(' ');
+                    let after = text[i + name.len()..].chars().next().unwrap_or(' ');
+                    !(before.is_alphanumeric()
+                        || before == '_'
+                        || after.is_alphanumeric()
+                        || after == '_')
+                })
+                .count();
+            if name != "main" && uses < 2 {
+                problems.push(format!(
+                    "{name}: defined in {files:?} but registered nowhere"
+                ));
+            }
+        }
+    }
+    let mut all = Vec::new();
+    for e in walk(&dir) {
+        let n = std::fs::read_to_string(&e).unwrap().lines().count();
+        if n > 700 {
+            all.push(format!(
+                "{}: {n} lines (max 700): split it into modules",
+                e.display()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(all.is_empty(), "{}", all.join("\n"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out
+}
