@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
-from .rows import INDEX, RowBuilder, Stats, _common
+from .rows import INDEX, RowBuilder, Stats, common_prefix
 
 
 @dataclass
@@ -56,7 +56,7 @@ class PairBuilder:
                 for w in ("chosen", "rejected")
             }
             (pc, ac), (pr, ar) = got["chosen"], got["rejected"]
-            n = _common(pc, pr)  # the tokenizer may join the prompt's last token differently
+            n = common_prefix(pc, pr)  # the tokenizer may join the prompt's last token differently
             return {
                 "prompt_input_ids": pc[:n],
                 "chosen_input_ids": pc[n:] + ac,

@@ -155,7 +155,7 @@ class RowBuilder:
         ids = list(self.tok(self._eos(prompt + completion))["input_ids"])
         if self.loss_on == "all":
             return Encoded(ids, [0] + [1] * (len(ids) - 1))
-        n = len(prompt_ids) if ids[: len(prompt_ids)] == prompt_ids else _common(prompt_ids, ids)
+        n = common_prefix(prompt_ids, ids)  # trl's split; the prompt's tokens when they agree
         mask = [0] * n + [1] * (len(ids) - n)
         if mask:
             mask[0] = 0
@@ -167,7 +167,8 @@ class RowBuilder:
         return Encoded(enc.input_ids[: self.max_length], enc.mask[: self.max_length]), True
 
 
-def _common(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two sequences share."""
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1

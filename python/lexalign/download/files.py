@@ -176,8 +176,8 @@ def _fetch_checked(d: RunContext, job: FileJob) -> ManifestFile:
                 stated_for_xet(d, job, stated)
                 fetch_xet(d, job)
                 final = names_mod.target(local_dir, spec.repo_id, f.path)
-                sha256, _ = hash_file(final, git_sha1=False)
-                problem = judged(final, stated, sha256)
+                sha256, git_sha1 = hash_file(final, git_sha1=bool(stated.git_sha1))
+                problem = judged(final, stated, sha256, git_sha1)  # one pass, both hashes
                 if problem is None:
                     fetched(d, spec, f.path, final.stat().st_size)
                     return manifest_entry(f, final, stated, sha256)
