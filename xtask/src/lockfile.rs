@@ -41,6 +41,8 @@ pub struct Locked {
     pub marker: Option<String>,
     /// Wheel file names (pylock.toml only; empty for requirements files).
     pub wheels: Vec<String>,
+    /// The lock carries a hash-checked source archive (pylock.toml `sdist`).
+    pub sdist: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -80,6 +82,7 @@ struct PyLockPackage {
     marker: Option<String>,
     #[serde(default)]
     wheels: Vec<PyLockWheel>,
+    sdist: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +159,7 @@ fn parse_pylock(path: &Path, text: &str) -> Result<Lock> {
                 version,
                 marker: p.marker,
                 wheels: p.wheels.iter().filter_map(PyLockWheel::file_name).collect(),
+                sdist: p.sdist.is_some(),
             });
         }
     }
@@ -219,6 +223,7 @@ fn parse_requirements(path: &Path, text: &str) -> Result<Lock> {
             version: version.to_string(),
             marker,
             wheels: Vec::new(),
+            sdist: false,
         });
     }
     if packages.is_empty()

@@ -125,7 +125,8 @@ pub fn missing_wheels(lock: &Lock, arch: Arch) -> Result<Vec<String>, String> {
                 continue;
             }
         }
-        if !p.wheels.iter().any(|w| wheel_fits(w, arch)) {
+        let built_here = p.sdist && crate::policy::BUILT_FROM_SDIST.contains(&p.name.as_str());
+        if !built_here && !p.wheels.iter().any(|w| wheel_fits(w, arch)) {
             out.push(format!("{} {}", p.name, p.version));
         }
     }

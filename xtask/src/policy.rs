@@ -60,6 +60,9 @@ pub const UV_VERSION: &str = "0.13.9";
 /// a trailing `*` is a prefix match on the PEP 503 name).
 #[cfg_attr(not(test), allow(dead_code))]
 pub const HEAVY_PACKAGES: [&str; 3] = ["torch", "triton", "nvidia-*"];
+/// Packages PyPI ships only as a source archive: the lock pins the archive's hash and the image
+/// builds the wheel from it (pure Python, no compiler), so they need no wheel per platform.
+pub const BUILT_FROM_SDIST: [&str; 1] = ["deepspeed"];
 /// The Dockerfile stages that install dependencies: `image` reports them cached or rebuilt.
 pub const DEPS_STAGES: [&str; 2] = ["deps-heavy", "deps"];
 /// The BuildKit secret id of the CA bundle.

@@ -278,6 +278,7 @@ mod tests {
             version: v.into(),
             marker: None,
             wheels: Vec::new(),
+            sdist: false,
         };
         let old = Lock {
             packages: vec![p("rich", "13.9.4"), p("gone", "1"), p("same", "2")],

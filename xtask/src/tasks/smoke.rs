@@ -259,6 +259,7 @@ mod tests {
             version: v.into(),
             marker: None,
             wheels: Vec::new(),
+            sdist: false,
         };
         Lock {
             packages: PACKAGES

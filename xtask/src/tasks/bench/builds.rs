@@ -194,6 +194,7 @@ pub fn lock_change(b: &Bench) -> Result<Vec<Row>> {
             version: alt.into(),
             marker: None,
             wheels: Vec::new(),
+            sdist: false,
         }],
     };
     let py_b = crate::pinning::sync(&py_a, &py, &one, false)?.text;
