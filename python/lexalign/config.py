@@ -281,6 +281,29 @@ class Training(Strict):
     # what the loss is computed on (rows.py): auto = assistant for chat data (messages,
     # alpaca), completion for prompt + completion, all for text
     loss_on: Literal["auto", "assistant", "completion", "all"] = "auto"
+    # sharding.py: none = every rank holds the model (DDP); zero2/zero3 = DeepSpeed ZeRO;
+    # fsdp = PyTorch FSDP (CUDA only). offload: ZeRO's CPU offload. deepspeed: a user's own
+    # DeepSpeed JSON instead of sharding/offload.
+    sharding: Literal["none", "zero2", "zero3", "fsdp"] = "none"
+    offload: Literal["none", "optimizer", "parameters"] = "none"
+    deepspeed: str | None = None
+
+    @field_validator("deepspeed")
+    @classmethod
+    def _deepspeed_json(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from .train.sharding import check_user_json
+
+        check_user_json(v)  # one line naming the key and the fix (ValueError)
+        return v
+
+    @model_validator(mode="after")
+    def _sharding_fits(self) -> Training:
+        from .train.sharding import check_keys
+
+        check_keys(self.sharding, self.offload, self.deepspeed)
+        return self
 
 
 class TrainConfigBase(Strict):

@@ -67,6 +67,12 @@ class LexAlignEvents:
         self.save_delay = float(testing.hook("save_delay_s") or 0)
 
     def on_train_begin(self, args, st, control, **kw):
+        # The model is wrapped now (DDP, DeepSpeed), and wrapping may draw random numbers
+        # (ZeRO-3 does): the first step's dropout starts from the seed whatever the sharding, so
+        # DDP and ZeRO train the same. A resumed run restores the checkpoint's RNG after this.
+        from transformers import set_seed
+
+        set_seed(args.seed)
         self.state.t0 = time.time()
         self.state.step0 = st.global_step
         self.state.tokens = 0

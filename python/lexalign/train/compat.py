@@ -5,6 +5,10 @@
 - `pretokenized_dpo`: trl's DPOTrainer always re-tokenizes its dataset (and trains every token
   its chat rendering puts after the prompt); our pairs (pairs.py) come tokenized, with exactly
   the answer's content and end-of-turn token as the completion, so they are used as they are.
+- `keep_epoch_on_resume`: accelerate's `skip_first_batches` (how the Trainer resumes in the
+  middle of an epoch) builds a new DataLoaderShard whose epoch counter starts at 0 and resets
+  the seedable sampler to epoch 0: a run resumed after its first epoch trains the rest of that
+  epoch on epoch 0's order. The skipping loader keeps the epoch it was given.
 - `keep_bitsandbytes_out`: peft imports bitsandbytes whenever it is installed; without QLoRA it
   is not needed and its import is slow and noisy, so it is kept out of sys.modules.
 """
@@ -57,3 +61,22 @@ def pretokenized_dpo(trainer_cls):
 
     Pretokenized.__name__ = trainer_cls.__name__
     return Pretokenized
+
+
+def keep_epoch_on_resume() -> None:
+    """Make transformers' Trainer skip into a resumed epoch with that epoch's data order."""
+    import transformers.trainer as trainer_module
+
+    skip = trainer_module.skip_first_batches
+    if getattr(skip, "keeps_epoch", False):
+        return
+
+    def skip_keeping_epoch(dataloader, num_batches=0):
+        skipped = skip(dataloader, num_batches)
+        epoch = getattr(dataloader, "iteration", None)
+        if epoch is not None and hasattr(skipped, "iteration"):
+            skipped.iteration = epoch
+        return skipped
+
+    skip_keeping_epoch.keeps_epoch = True  # type: ignore[attr-defined]
+    trainer_module.skip_first_batches = skip_keeping_epoch

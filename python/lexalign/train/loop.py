@@ -19,7 +19,7 @@ from ..io import atomic_write_text
 from ..kinds import TrainKind
 from ..plot import loss_svg, read_rows
 from .callbacks import TrainState, count_tokens, make_callback, report_rank_batches
-from .compat import cpu_resume_fix
+from .compat import cpu_resume_fix, keep_epoch_on_resume
 from .dist import is_main, world_size
 from .environment import check_ranks_agree, differences, environment, read_env_file
 from .outputs import (
@@ -37,6 +37,17 @@ from .outputs import (
 )
 from .plan import Prepared
 from .preempt import Preemption
+from .sharding import (
+    arguments,
+    check_what_runs,
+    compile_failure,
+    distributed_record,
+    load_partitioned,
+    merge_adapter,
+    prepare_process,
+    trainer_arguments,
+    zero3_adapter_save,
+)
 
 
 def _resume_point(cfg, kind, p: Prepared, fp: dict[str, Any], env, console: Console) -> int | None:
@@ -64,14 +75,14 @@ def _resume_point(cfg, kind, p: Prepared, fp: dict[str, Any], env, console: Cons
     return step
 
 
-def _load_model(kind: TrainKind, cfg, precision: str, env, console: Console):
+def _load_model(kind: TrainKind, cfg, p: Prepared, env, console: Console):
     """The base weights (quantized on CUDA when asked), with an SFT adapter merged for DPO."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     t = cfg.training
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[p.precision]
     load_kwargs: dict[str, Any] = {"dtype": dtype}
     if cfg.quantization != "none":
         from transformers import BitsAndBytesConfig  # imports bitsandbytes only here
@@ -83,8 +94,12 @@ def _load_model(kind: TrainKind, cfg, precision: str, env, console: Console):
             bnb_4bit_compute_dtype=dtype,
             bnb_4bit_use_double_quant=True,
         )
-        load_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, **load_kwargs)
+        if not p.sharding.uses_deepspeed:
+            load_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    # ZeRO-3: built partitioned, loaded a tensor at a time (sharding.load_partitioned)
+    model = None if cfg.quantization != "none" else load_partitioned(cfg.model, dtype, console)
+    if model is None:
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, **load_kwargs)
     if cfg.quantization != "none":
         from peft import prepare_model_for_kbit_training
 
@@ -95,9 +110,7 @@ def _load_model(kind: TrainKind, cfg, precision: str, env, console: Console):
     adapter = getattr(cfg, "adapter", None)
     if kind is TrainKind.ALIGN and adapter:
         # The merge route: SFT weights become the base, so the DPO reference is the SFT model.
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        if hasattr(model, "peft_config"):
-            del model.peft_config  # merged: a plain model again
+        model = merge_adapter(PeftModel.from_pretrained(model, adapter))
         console.info(f"merged the SFT adapter {adapter} into the base; it is the DPO reference")
         try:
             recorded = json.loads((Path(adapter) / "run.json").read_text()).get("environment")
@@ -118,7 +131,9 @@ def _data_summary(plan: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _trainer_setup(kind: TrainKind, cfg, p: Prepared, output_dir: Path, eval_ds):
-    """trl's trainer class, its arguments, extra keyword arguments and the eval interval."""
+    """trl's trainer class, its arguments, extra keyword arguments and the eval interval. Made
+    before the model loads: with ZeRO-3 the arguments make `from_pretrained` load it
+    partitioned."""
     t = cfg.training
     common = dict(
         output_dir=str(output_dir),
@@ -146,6 +161,7 @@ def _trainer_setup(kind: TrainKind, cfg, p: Prepared, output_dir: Path, eval_ds)
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
         remove_unused_columns=True,
+        **trainer_arguments(p.sharding, p.model_config),
     )
     eval_steps = (t.eval_steps or t.save_steps) if eval_ds is not None else None
     if eval_steps:
@@ -161,15 +177,11 @@ def _trainer_setup(kind: TrainKind, cfg, p: Prepared, output_dir: Path, eval_ds)
 
         from .compat import pretokenized_dpo
 
-        return (
-            pretokenized_dpo(DPOTrainer),
-            DPOConfig(**common, beta=cfg.beta),
-            {"ref_model": None},
-            eval_steps,
-        )
+        args = arguments(DPOConfig, p.source, **common, beta=cfg.beta)
+        return pretokenized_dpo(DPOTrainer), args, {"ref_model": None}, eval_steps
     from trl import SFTConfig, SFTTrainer
 
-    args = SFTConfig(**common, dataset_text_field="text", packing=t.packing)
+    args = arguments(SFTConfig, p.source, **common, dataset_text_field="text", packing=t.packing)
     return SFTTrainer, args, {}, eval_steps
 
 
@@ -188,6 +200,7 @@ class Run:
     resumed_step: int | None
     state: TrainState | None = None
     trainer: Any = None
+    distributed: dict[str, Any] | None = None
 
 
 def train(
@@ -204,8 +217,15 @@ def train(
         kind, cfg, console, p, Path(cfg.output_dir), time.time(), fp, env,
         _resume_point(cfg, kind, p, fp, env, console),
     )  # fmt: skip
-    model = _load_model(kind, cfg, p.precision, env, console)
-    run.trainer = _build_trainer(run, model, preemption)
+    prepare_process(p.sharding)
+    # The arguments exist before the weights load: under ZeRO-3 they load partitioned.
+    setup = _trainer_setup(kind, cfg, p, run.output_dir, p.eval_ds)
+    # The process group is up once the arguments know their device: every rank now proves it
+    # runs the same environment as the others (nodes that differ stop here, all of them).
+    _ = setup[1].device
+    check_ranks_agree(run.environment)
+    model = _load_model(kind, cfg, p, env, console)
+    run.trainer = _build_trainer(run, model, preemption, setup)
     result = _fit(run, preemption)
     final_step = run.trainer.state.global_step
     if preemption.requested and final_step < cfg.training.max_steps:
@@ -239,13 +259,12 @@ def _peft_config(run: Run):
     )
 
 
-def _build_trainer(run: Run, model, preemption: Preemption):
-    """trl's trainer with peft, our callback, seeded; the ranks agree on the environment."""
+def _build_trainer(run: Run, model, preemption: Preemption, setup):
+    """trl's trainer with peft, our callback, seeded; the ranks agree on the environment, and
+    what accelerate set up is what the config asks for."""
     cfg, p = run.cfg, run.p
     peft_config = _peft_config(run)
-    trainer_cls, args, extra, eval_steps = _trainer_setup(
-        run.kind, cfg, p, run.output_dir, p.eval_ds
-    )
+    trainer_cls, args, extra, eval_steps = setup
     run.state = state = TrainState(
         output_dir=run.output_dir,
         fingerprint=run.fingerprint,
@@ -264,11 +283,8 @@ def _build_trainer(run: Run, model, preemption: Preemption):
     from transformers import set_seed
 
     set_seed(cfg.training.seed)
-    # The process group is up once the arguments know their device: every rank now proves it
-    # runs the same environment as the others (nodes that differ stop here, all of them).
-    _ = args.device
-    check_ranks_agree(run.environment)
-    trainer = cpu_resume_fix(trainer_cls)(
+    keep_epoch_on_resume()
+    trainer = zero3_adapter_save(cpu_resume_fix(trainer_cls))(
         model=model,
         args=args,
         train_dataset=p.ds,
@@ -281,6 +297,8 @@ def _build_trainer(run: Run, model, preemption: Preemption):
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # our callback prints progress
+    run.distributed = distributed_record(trainer, p.sharding)
+    check_what_runs(run.distributed, p.sharding, p.source)
     count_tokens(trainer, state)
     report_rank_batches(trainer)
     return trainer
@@ -306,6 +324,11 @@ def _fit(run: Run, preemption: Preemption):
         raise RuntimeFailure(
             f"out of memory: {str(exc).splitlines()[0]}; lower training.batch_size or max_length"
         ) from exc
+    except Exception as exc:
+        failure = compile_failure(exc) if run.p.sharding.uses_deepspeed else None
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def _write_run(run: Run, status: str, train_loss: float | None = None) -> dict[str, Any] | None:
@@ -337,6 +360,7 @@ def _write_run(run: Run, status: str, train_loss: float | None = None) -> dict[s
             "train_loss": train_loss,
             "resumed_from_step": run.resumed_step,
             "world_size": world_size(),
+            "distributed": run.distributed,
             "device": p.device,
             "precision": p.precision,
             "target_modules": p.target_modules,

@@ -16,6 +16,8 @@ from ..errors import ConfigError
 from ..kinds import TrainKind
 from .dist import is_main, world_size
 from .outputs import resolve_resume
+from .sharding import Sharding
+from .sharding import plan as plan_sharding
 
 LORA_TARGETS = {
     "gpt2": ["c_attn", "c_proj"],
@@ -152,9 +154,10 @@ class Prepared:
     resume_from: Path | None
     plan: dict[str, Any]
     source: str
+    sharding: Sharding
 
 
-def _cheap_checks(cfg: FinetuneConfig | AlignConfig, source: str) -> tuple[str, str]:
+def _cheap_checks(cfg: FinetuneConfig | AlignConfig, source: str) -> tuple[str, str, Sharding]:
     """What can be refused before anything heavy loads; the (device, precision) to train on."""
     models.check_model(cfg.model, f"{source}: model")
     adapter = getattr(cfg, "adapter", None)
@@ -178,7 +181,13 @@ def _cheap_checks(cfg: FinetuneConfig | AlignConfig, source: str) -> tuple[str, 
             f"{source}: quantization: {cfg.quantization} needs a CUDA GPU (bitsandbytes QLoRA); this machine has none. "
             "Set quantization: none to train in fp32 on CPU"
         )
-    return device_name, precision
+    sharding = plan_sharding(cfg.training, device_name, source)
+    if cfg.quantization != "none" and sharding.strategy not in ("none", "zero2"):
+        raise ConfigError(
+            f"{source}: training.sharding: {sharding.strategy} with quantization: {cfg.quantization} "
+            "is not supported (quantized weights are not sharded); use sharding: zero2 or none"
+        )
+    return device_name, precision, sharding
 
 
 def _config_and_tokenizer(cfg, source: str):
@@ -246,11 +255,21 @@ def _plan(kind, cfg, lora: LoraPlan, model_type: str, ds, eval_ds, trained, wher
         "device": where[0],
         "precision": where[1],
         "world_size": world,
+        "sharding": where[3].strategy,
+        "offload": where[3].offload,
         "output_dir": str(output_dir),
         "start": where[2],
         "checkpoints": str(output_dir / "checkpoint-<step>"),
         "metrics": str(output_dir / "metrics.jsonl"),
     }
+
+
+def _sharding_row(plan: dict[str, Any]) -> str:
+    strategy = plan["sharding"]
+    if strategy == "none":
+        return "none (every rank holds the whole model)"
+    offload = f", offload {plan['offload']} to CPU" if plan["offload"] != "none" else ""
+    return f"{strategy}{offload}"
 
 
 def _plan_table(console: Console, cfg, plan: dict[str, Any], dry_run: bool) -> None:
@@ -285,6 +304,7 @@ def _plan_table(console: Console, cfg, plan: dict[str, Any], dry_run: bool) -> N
                 f"({t.batch_size}×{t.gradient_accumulation_steps}×{plan['world_size']} ranks) ≈ {plan['epochs']} epochs",
             ],
             ["device", f"{plan['device']} ({plan['precision']})"],
+            ["sharding", _sharding_row(plan)],
             ["start", plan["start"]],
             [
                 "outputs",
@@ -309,7 +329,7 @@ def prepare(
     source = config_path
     if not is_main():
         console = Console("quiet")
-    device_name, precision = _cheap_checks(cfg, source)
+    device_name, precision, sharding = _cheap_checks(cfg, source)
     model_config, tokenizer = _config_and_tokenizer(cfg, source)
     ds, eval_ds = data.datasets_for(kind.method, cfg.dataset, source, cfg.training.seed)
     if "messages" in ds.column_names and not tokenizer.chat_template:
@@ -321,7 +341,7 @@ def prepare(
     ds, eval_ds, trained = rows_for(ds, eval_ds, tokenizer, cfg.training, source)
     output_dir = Path(cfg.output_dir)
     resume_from, start = resolve_resume(cfg, output_dir, overwrite, source, dry_run=dry_run)
-    where = (device_name, precision, start)
+    where = (device_name, precision, start, sharding)
     plan = _plan(kind, cfg, lora, model_config.model_type, ds, eval_ds, trained, where)
     console.event("plan", **plan)
     if console.human:
@@ -340,4 +360,5 @@ def prepare(
         resume_from,
         plan,
         source,
+        sharding,
     )
