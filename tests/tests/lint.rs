@@ -188,7 +188,7 @@ fn workflow_publishes_joins_and_scans_as_gated() {
 }
 
 /// The cluster hand-off files run the same launch as `multinode`: the SLURM script starts
-/// torchrun with c10d rendezvous on the first node's NodeAddr, asks for a signal before the
+/// the launcher (torchrun's agent) with c10d rendezvous on the first node's NodeAddr, asks for a signal before the
 /// time limit and for requeue (the SLURM tests run it for real); the Kubeflow TrainJob launches
 /// torchrun once on the torch-distributed runtime with the shared volume at /app.
 #[test]
@@ -201,7 +201,7 @@ fn cluster_hand_off_files_say_what_matters() {
         "#SBATCH --requeue",
         "--container-image=",
         "$WORKDIR:/app",
-        "torchrun --nnodes \"$LEXALIGN_SB_NNODES\"",
+        "python -m lexalign.launch --nnodes \"$LEXALIGN_SB_NNODES\"",
         "--rdzv-backend c10d",
         "NodeAddr=",
         "scontrol requeue",
@@ -233,7 +233,11 @@ fn cluster_hand_off_files_say_what_matters() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(command[..2], ["torchrun", "finetune.py"]);
+    assert_eq!(
+        command[..4],
+        ["python", "-m", "lexalign.launch", "finetune.py"],
+        "torchrun's agent through LexAlign's launcher (a preempted pod exits 75)"
+    );
     let launches = command
         .iter()
         .chain(
@@ -245,11 +249,11 @@ fn cluster_hand_off_files_say_what_matters() {
                 .collect::<Vec<_>>()
                 .iter(),
         )
-        .filter(|a| a.contains("torchrun"))
+        .filter(|a| a.contains("torchrun") || a.contains("lexalign.launch"))
         .count();
     assert_eq!(
         launches, 1,
-        "torchrun launched once (the runtime does not launch it)"
+        "the launcher runs once (the runtime does not launch torchrun)"
     );
     assert!(trainer["numNodes"].as_u64().unwrap() >= 2);
     let env: Vec<&str> = trainer["env"]
@@ -443,7 +447,10 @@ fn every_custom_harness_test_is_registered_and_files_stay_small() {
             .map(|e| e.unwrap().path())
             .collect(),
         vec![dir.join("editors.rs")],
-        vec![dir.join("scaleout.rs")],
+        std::fs::read_dir(dir.join("scaleout"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect(),
         vec![dir.join("slurm.rs")],
     ];
     let mut problems = Vec::new();

@@ -237,12 +237,17 @@ fn project() -> &'static Path {
 }
 
 fn config(name: &str, steps: u32) -> String {
+    config_with(name, steps, "")
+}
+
+/// A config with more `training:` keys (", sharding: zero3").
+fn config_with(name: &str, steps: u32, training: &str) -> String {
     let file = format!("{name}.yaml");
     std::fs::write(
         project().join(&file),
         format!(
             "model: tiny\ndataset: {{path: sl.jsonl}}\noutput_dir: outputs/{name}\nlora: {{r: 8, alpha: 16, dropout: 0.0}}\n\
-             training: {{max_steps: {steps}, learning_rate: 5.0e-3, batch_size: 4, max_length: 64, logging_steps: 1, save_steps: 4, seed: 7}}\n"
+             training: {{max_steps: {steps}, learning_rate: 5.0e-3, batch_size: 4, max_length: 64, logging_steps: 1, save_steps: 4, seed: 7{training}}}\n"
         ),
     )
     .unwrap();
@@ -332,6 +337,28 @@ fn two_nodes_train_like_two_processes() {
         (loss - sp).abs() <= 1e-3,
         "2 nodes {loss} vs 2 processes {sp}"
     );
+}
+
+/// The reference training again, sharded with ZeRO-3 across the two nodes: the config's
+/// `sharding` travels with it (no new knob), and the losses are DDP's.
+fn two_nodes_train_with_zero3_like_ddp() {
+    let loss = reference_loss();
+    let cfg = config_with("z3", STEPS, ", sharding: zero3");
+    let r = cluster().sbatch(project(), true, &[], &[&cfg]);
+    let job = Cluster::job_id(&r);
+    assert_eq!(r.code, 0, "{}\n{}", r.all(), job_log(&job));
+    let out = project().join("outputs/z3");
+    let run = run_json(&out);
+    assert_eq!(run["distributed"]["strategy"], "zero3", "{run}");
+    assert_eq!(run["distributed"]["world_size"], 2, "{run}");
+    let z3 = losses(&out);
+    assert_eq!(z3.len(), STEPS as usize, "{}", job_log(&job));
+    let last = z3.last().unwrap().1;
+    assert!(
+        (last - loss).abs() <= 1e-4,
+        "2 nodes ZeRO-3 {last} vs DDP {loss}"
+    );
+    no_container_left();
 }
 
 /// Wait until the job's training logged `n` steps.
@@ -506,6 +533,10 @@ fn main() {
         (
             "slurm_two_nodes_train_like_two_processes",
             two_nodes_train_like_two_processes,
+        ),
+        (
+            "slurm_two_nodes_train_with_zero3_like_ddp",
+            two_nodes_train_with_zero3_like_ddp,
         ),
         (
             "slurm_a_signalled_job_saves_and_a_resubmission_ends_at_the_same_loss",

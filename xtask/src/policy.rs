@@ -60,6 +60,9 @@ pub const UV_VERSION: &str = "0.13.9";
 /// a trailing `*` is a prefix match on the PEP 503 name).
 #[cfg_attr(not(test), allow(dead_code))]
 pub const HEAVY_PACKAGES: [&str; 3] = ["torch", "triton", "nvidia-*"];
+/// How every multi-process training run starts: torchrun's arguments and elastic agent, with
+/// LexAlign's exit codes (a preempted run exits 75, not torchrun's 1; python/lexalign/launch.py).
+pub const LAUNCHER: [&str; 3] = ["python", "-m", "lexalign.launch"];
 /// Packages PyPI ships only as a source archive: the lock pins the archive's hash and the image
 /// builds the wheel from it (pure Python, no compiler), so they need no wheel per platform.
 pub const BUILT_FROM_SDIST: [&str; 1] = ["deepspeed"];

@@ -136,6 +136,7 @@ class Sharding:
     zero_stage: int | None
     offload: str
     deepspeed: dict[str, Any] | None  # the config handed to TrainingArguments
+    generated: bool = False  # made from training.sharding (not a user's JSON)
 
     @property
     def uses_deepspeed(self) -> bool:
@@ -155,7 +156,7 @@ def plan(t, device: str, source: str) -> Sharding:
         return Sharding(f"zero{stage}" if stage else "deepspeed", stage, offload, ds)
     if t.sharding in ZERO_STRATEGIES:
         stage = ZERO_STRATEGIES[t.sharding]
-        return Sharding(t.sharding, stage, t.offload, zero_config(stage, t.offload))
+        return Sharding(t.sharding, stage, t.offload, zero_config(stage, t.offload), True)
     return Sharding(t.sharding, None, "none", None)
 
 
@@ -304,12 +305,32 @@ def _layer_classes(model_config) -> list[str]:
     return list(getattr(cls, "_no_split_modules", None) or [])
 
 
+def _zero3_memory(model_config) -> dict[str, Any]:
+    """ZeRO-3 keeps at most about two decoder layers' weights gathered at a time (DeepSpeed's
+    defaults, 1e9 parameters live and a reuse distance of 1e9, keep a whole model below a
+    billion parameters gathered on every rank: the memory ZeRO-3 is chosen to save)."""
+    hidden = int(getattr(model_config, "hidden_size", 0) or getattr(model_config, "n_embd", 0) or 0)
+    layer = 12 * hidden * hidden if hidden else 10**8
+    return {
+        "stage3_max_live_parameters": 2 * layer,
+        "stage3_max_reuse_distance": 2 * layer,
+        "stage3_prefetch_bucket_size": layer,
+        "stage3_param_persistence_threshold": 10 * hidden if hidden else 10**5,
+    }
+
+
 def trainer_arguments(sharding: Sharding, model_config) -> dict[str, Any]:
     """The TrainingArguments keys of a sharding: `deepspeed` for ZeRO, `fsdp` + `fsdp_config`
     (peft's documented LoRA settings: whole decoder blocks, original parameters off, weights
     loaded on rank 0 and broadcast) for FSDP."""
     if sharding.uses_deepspeed:
-        return {"deepspeed": sharding.deepspeed}
+        ds = sharding.deepspeed
+        if sharding.generated and sharding.zero_stage == 3:
+            ds = {
+                **ds,
+                "zero_optimization": {**ds["zero_optimization"], **_zero3_memory(model_config)},
+            }
+        return {"deepspeed": ds}
     if sharding.strategy == "fsdp":
         return {
             "fsdp": "full_shard auto_wrap",
@@ -440,21 +461,16 @@ def load_partitioned(model_dir: str, dtype, console) -> Any | None:
     prefix = getattr(model, "base_model_prefix", "")
     first = dist.get_rank() == 0
     missing = []
-    handles: dict[Path, Any] = {}
-    try:
-        for name, param in model.named_parameters():  # tied weights appear once
-            key = _checkpoint_name(name, files, prefix)
-            if key is None:
-                missing.append(name)
-                continue
-            with deepspeed.zero.GatheredParameters([param], modifier_rank=0):
-                if first:
-                    f = handles.get(files[key]) or safe_open(str(files[key]), framework="pt")
-                    handles[files[key]] = f
+    for name, param in model.named_parameters():  # tied weights appear once
+        key = _checkpoint_name(name, files, prefix)
+        if key is None:
+            missing.append(name)
+            continue
+        with deepspeed.zero.GatheredParameters([param], modifier_rank=0):
+            if first:  # opened per tensor: the file's pages leave memory with it
+                with safe_open(str(files[key]), framework="pt") as f:
                     param.data.copy_(f.get_tensor(key).to(param.dtype))
-        _load_buffers(model, files, prefix)
-    finally:
-        handles.clear()
+    _load_buffers(model, files, prefix)
     model.tie_weights()
     if missing and first:
         console.warn(f"{model_dir}: no weights in the checkpoint for {', '.join(missing[:5])}")

@@ -309,13 +309,16 @@ pub fn tiny_project(name: &str, data: &str, rows: usize) -> PathBuf {
     py
 }
 
-/// The same training as two processes in one container (`torchrun --nproc-per-node 2`): what
+/// The same training as two processes in one container (`python -m lexalign.launch
+/// --nproc-per-node 2`, torchrun's agent): what
 /// the multi-node rehearsals and the SLURM runs are compared with.
 pub fn two_processes(py: &Path, cfg: &str) -> Run {
     run_in(
         py,
         &[
-            "torchrun",
+            "python",
+            "-m",
+            "lexalign.launch",
             "--nproc-per-node",
             "2",
             "finetune.py",

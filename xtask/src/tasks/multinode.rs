@@ -1,6 +1,7 @@
 //! `cargo xtask multinode --nodes N [--nproc-per-node K] -- SCRIPT ARGS…`: a multi-node
 //! rehearsal on one machine. N containers from the same image act as N nodes; each runs
-//! `torchrun --nnodes N --nproc-per-node K --rdzv-backend c10d …` on SCRIPT (a file in the
+//! `python -m lexalign.launch --nnodes N --nproc-per-node K --rdzv-backend c10d …` (torchrun's
+//! arguments and agent, LexAlign's exit codes) on SCRIPT (a file in the
 //! mounted python/ folder, so `output_dir` is shared). The nodes share the host network and
 //! rendezvous on 127.0.0.1 (gloo binds the loopback interface): no byte leaves the machine.
 //! When one node fails, the others are stopped (no hang); on Ctrl-C all are removed.
@@ -16,7 +17,7 @@ use std::path::Path;
 /// Memory one training process needs at least (torch, a tiny model, gloo buffers).
 const MEM_PER_PROCESS: u64 = 1 << 30;
 
-/// The torchrun command line of one node (pure).
+/// The launch command line of one node (torchrun's arguments; pure).
 pub fn torchrun_cmd(
     nodes: u32,
     nproc: u32,
@@ -25,8 +26,11 @@ pub fn torchrun_cmd(
     node: u32,
     script: &[String],
 ) -> Vec<String> {
-    let mut c: Vec<String> = vec![
-        "torchrun".into(),
+    let mut c: Vec<String> = crate::policy::LAUNCHER
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    c.extend([
         "--nnodes".into(),
         nodes.to_string(),
         "--nproc-per-node".into(),
@@ -45,7 +49,7 @@ pub fn torchrun_cmd(
         "127.0.0.1".into(),
         "--max-restarts".into(),
         "0".into(),
-    ];
+    ]);
     c.extend(script.iter().cloned());
     c
 }
@@ -248,7 +252,7 @@ mod tests {
             &["finetune.py".into(), "-c".into(), "x.yaml".into()],
         )
         .join(" ");
-        assert!(c.starts_with("torchrun --nnodes 2 --nproc-per-node 1 --rdzv-backend c10d --rdzv-endpoint 127.0.0.1:29500 --rdzv-id rid"));
+        assert!(c.starts_with("python -m lexalign.launch --nnodes 2 --nproc-per-node 1 --rdzv-backend c10d --rdzv-endpoint 127.0.0.1:29500 --rdzv-id rid"));
         assert!(c.contains("--rdzv-conf is_host=0,join_timeout=120"));
         assert!(c.contains("--local-addr 127.0.0.1"));
         assert!(c.ends_with("finetune.py -c x.yaml"));

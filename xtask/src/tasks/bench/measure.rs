@@ -407,6 +407,41 @@ pub fn preview(b: &Bench) -> Result<Vec<Row>> {
     Ok(vec![row])
 }
 
+/// ZeRO-3 against DDP, two CPU processes: the per-rank peak RSS the model accounts for (a
+/// ≥ 1 GB fp32 Llama minus a tiny one of the same family), and steps/s.
+pub fn sharding(b: &Bench) -> Result<Vec<Row>> {
+    b.ctx.info(
+        "bench: ZeRO-3 vs DDP, per-rank memory and steps/s (2 CPU processes, in the container)",
+    );
+    let mut mem = Row::new(
+        "sharding-memory",
+        "per-rank memory the model accounts for, ZeRO-3",
+        "MB",
+    );
+    mem.peer_name = "DDP";
+    mem.target = Some(Target::RatioAtMost(0.7));
+    let mut steps = Row::new("sharding-steps", "steps/s, ZeRO-3, 2 CPU ranks", "steps/s");
+    steps.peer_name = "DDP";
+    match b.dev_json(&["python", "benchmarks/sharding_bench.py", "--runs", "1"]) {
+        Ok(v) => {
+            mem.samples = numbers(&v, "zero3_model_share_mb");
+            mem.peer = numbers(&v, "ddp_model_share_mb");
+            let model_mb = v.get("model_mb").and_then(|m| m.as_f64()).unwrap_or(0.0);
+            mem.note = format!(
+                "peak RSS of the largest rank with a random-init Llama of {model_mb:.0} MB fp32 (4 layers, hidden 2048) minus the same run with a tiny Llama;                  python -m lexalign.launch --nproc-per-node 2, LoRA r=8, 4 steps, batch 1, 32 tokens"
+            );
+            steps.samples = numbers(&v, "zero3_steps_per_s");
+            steps.peer = numbers(&v, "ddp_steps_per_s");
+            steps.note = "the same runs; mean of steps 2-4 (the first warms up)".into();
+        }
+        Err(e) => {
+            mem = mem.unavailable(format!("not measured: {e}"));
+            steps = steps.unavailable(format!("not measured: {e}"));
+        }
+    }
+    Ok(vec![mem, steps])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

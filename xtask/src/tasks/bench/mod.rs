@@ -82,6 +82,7 @@ fn measure_groups(
             Group::TrainOverhead => measure::train_overhead(b)?,
             Group::Packing => measure::packing(b)?,
             Group::Preview => measure::preview(b)?,
+            Group::Sharding => measure::sharding(b)?,
             Group::Arm64 => arm64::arm64(b, quick)?,
             Group::Push => scaleout::push(b)?,
             Group::Multinode => scaleout::multinode(b)?,

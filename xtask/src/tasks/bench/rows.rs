@@ -14,6 +14,7 @@ pub enum Group {
     TrainOverhead,
     Packing,
     Preview,
+    Sharding,
     Download,
     Arm64,
     Push,
@@ -48,6 +49,7 @@ impl Group {
             Group::TrainOverhead => &["train-overhead"],
             Group::Packing => &["packing"],
             Group::Preview => &["preview-1k"],
+            Group::Sharding => &["sharding-memory", "sharding-steps"],
             Group::Download => &["download", "download-link"],
             Group::Arm64 => &["arm64-image-size", "arm64-build"],
             Group::Push => &["push-cold", "push-warm", "pull-cold"],
@@ -58,7 +60,7 @@ impl Group {
 }
 
 /// Every group, in the order the report lists them.
-pub const GROUPS: [Group; 15] = [
+pub const GROUPS: [Group; 16] = [
     Group::ColdBuild,
     Group::Rebuilds,
     Group::LockChange,
@@ -69,6 +71,7 @@ pub const GROUPS: [Group; 15] = [
     Group::TrainOverhead,
     Group::Packing,
     Group::Preview,
+    Group::Sharding,
     Group::Download,
     Group::Arm64,
     Group::Push,
