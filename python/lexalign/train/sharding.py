@@ -210,6 +210,26 @@ def prepare_process(sharding: Sharding) -> None:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", str(port))
     _skip_inference_comm_op()
+    if sharding.zero_stage == 3:
+        _return_freed_blocks()
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _return_freed_blocks() -> None:
+    """ZeRO-3 gathers a layer's weights, uses them and frees them, over and over. glibc keeps
+    freed blocks below its dynamic mmap threshold (which grows to 32 MB) in the heap, so the
+    process's memory grows as if nothing were released (measured: 2.2 GB against 1.4 GB per rank
+    for a 1.3 GB model). Blocks of 1 MiB and more are mapped, and unmapped when freed."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _skip_inference_comm_op() -> None:
@@ -306,15 +326,18 @@ def _layer_classes(model_config) -> list[str]:
 
 
 def _zero3_memory(model_config) -> dict[str, Any]:
-    """ZeRO-3 keeps at most about two decoder layers' weights gathered at a time (DeepSpeed's
-    defaults, 1e9 parameters live and a reuse distance of 1e9, keep a whole model below a
-    billion parameters gathered on every rank: the memory ZeRO-3 is chosen to save)."""
+    """ZeRO-3 keeps about two decoder layers' weights gathered at a time (DeepSpeed's defaults,
+    1e9 parameters live and a reuse distance of 1e9, keep a whole model below a billion
+    parameters gathered on every rank: the memory ZeRO-3 is chosen to save). The unit is the
+    larger of a decoder layer and the embedding: with less, DeepSpeed fails on tied embeddings
+    ("Cannot partition a param in flight")."""
     hidden = int(getattr(model_config, "hidden_size", 0) or getattr(model_config, "n_embd", 0) or 0)
-    layer = 12 * hidden * hidden if hidden else 10**8
+    vocab = int(getattr(model_config, "vocab_size", 0) or 0)
+    unit = max(12 * hidden * hidden, vocab * hidden) if hidden else 10**8
     return {
-        "stage3_max_live_parameters": 2 * layer,
-        "stage3_max_reuse_distance": 2 * layer,
-        "stage3_prefetch_bucket_size": layer,
+        "stage3_max_live_parameters": 2 * unit,
+        "stage3_max_reuse_distance": 2 * unit,
+        "stage3_prefetch_bucket_size": unit,
         "stage3_param_persistence_threshold": 10 * hidden if hidden else 10**5,
     }
 
