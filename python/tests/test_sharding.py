@@ -326,5 +326,6 @@ def test_a_deepspeed_json_with_an_op_to_compile_names_the_missing_tool(tmp_path,
         assert r.code == 0, r.output[-3000:]  # a machine with the tools builds the op
         return
     assert r.code == 1, r.output[-3000:]
+    assert not (tmp_path / "out").exists(), "nothing is written"
     line = [ln for ln in r.stderr.splitlines() if ln.startswith("error")][-1]
     assert "DeepSpeed needs to compile an op" in line and missing[0] in line, line

@@ -197,8 +197,9 @@ fn as_user(user: &str, program: &str, args: &[&str], cwd: &Path) -> Run {
 fn devcontainer_up_and_exec_as_the_host_user() {
     let (img, _) = built_image();
     assert_eq!(
-        img, "lexalign-dev:latest",
-        "devcontainer.json names lexalign-dev:latest"
+        img,
+        policy::DEFAULT_IMAGE,
+        "devcontainer.json names the default image"
     );
     let host = HostUser::get();
     let (user, user_uid) = (host.name.clone(), host.uid);
@@ -266,7 +267,7 @@ fn devcontainer_up_and_exec_as_the_host_user() {
 fn compose_runs_the_help_checks_and_unit_tests() {
     let (img, _) = built_image();
     let project = format!("lexalign-e2e-{}", std::process::id());
-    let file = root().join("docker/compose.yaml");
+    let file = root().join(policy::COMPOSE_FILE);
     let base: Vec<String> = compose()
         .into_iter()
         .chain([

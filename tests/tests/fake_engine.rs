@@ -65,7 +65,7 @@ fn new_client_without_buildx_cannot_build() {
         &["image"],
         &[
             ("FAKE_CLIENT_VERSION", "28.2.2"),
-            ("FAKE_PRESENT", "python:3.11-slim"),
+            ("FAKE_PRESENT", policy::SLIM_BASE),
         ],
     );
     assert_eq!(r.code, 1, "{}", r.all());
@@ -86,7 +86,10 @@ fn new_client_without_buildx_cannot_build() {
         &[
             ("FAKE_CLIENT_VERSION", "28.2.2"),
             ("FAKE_BUILDX", "1"),
-            ("FAKE_PRESENT", "python:3.11-slim,lexalign-dev:latest"),
+            (
+                "FAKE_PRESENT",
+                &format!("{},{}", policy::SLIM_BASE, policy::DEFAULT_IMAGE),
+            ),
         ],
     );
     assert_eq!(r.code, 0, "{}", r.all());
@@ -97,22 +100,27 @@ fn new_client_without_buildx_cannot_build() {
 fn base_selection_prefers_local_slim_then_pull_then_debian() {
     let (r, argv) = fake(
         &["image"],
-        &[("FAKE_PRESENT", "python:3.11-slim,lexalign-dev:latest")],
+        &[(
+            "FAKE_PRESENT",
+            &format!("{},{}", policy::SLIM_BASE, policy::DEFAULT_IMAGE),
+        )],
     );
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
-        r.stderr
-            .contains("base: python:3.11-slim (python:3.11-slim is present locally (linux/amd64))"),
+        r.stderr.contains(&format!(
+            "base: {0} ({0} is present locally (linux/amd64))",
+            policy::SLIM_BASE
+        )),
         "{}",
         r.stderr
     );
     let build = argv.iter().find(|l| l.starts_with("build\t")).unwrap();
-    assert!(build.contains("BASE_IMAGE=python:3.11-slim"));
+    assert!(build.contains(&format!("BASE_IMAGE={}", policy::SLIM_BASE)));
     assert!(!argv.iter().any(|l| l.starts_with("pull")));
 
     let (r, argv) = fake(
         &["image"],
-        &[("FAKE_PULL", "1"), ("FAKE_PRESENT", "lexalign-dev:latest")],
+        &[("FAKE_PULL", "1"), ("FAKE_PRESENT", policy::DEFAULT_IMAGE)],
     );
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(argv.iter().any(|l| l.starts_with("pull\t")));
@@ -122,20 +130,22 @@ fn base_selection_prefers_local_slim_then_pull_then_debian() {
         &["image"],
         &[(
             "FAKE_PRESENT",
-            "lexalign/python:3.11-bookworm,lexalign-dev:latest",
+            &format!("{},{}", policy::DEBIAN_BASE, policy::DEFAULT_IMAGE),
         )],
     );
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
-        r.stderr.contains(
-            "base: lexalign/python:3.11-bookworm (python:3.11-slim is neither present nor pullable"
-        ),
+        r.stderr.contains(&format!(
+            "base: {} ({} is neither present nor pullable",
+            policy::DEBIAN_BASE,
+            policy::SLIM_BASE
+        )),
         "{}",
         r.stderr
     );
     assert!(argv
         .iter()
-        .any(|l| l.contains("BASE_IMAGE=lexalign/python:3.11-bookworm")));
+        .any(|l| l.contains(&format!("BASE_IMAGE={}", policy::DEBIAN_BASE))));
 }
 
 #[test]
@@ -153,7 +163,10 @@ fn image_sets_labels_and_passes_the_ca_bundle_as_a_secret() {
             "linux/amd64",
         ],
         &[
-            ("FAKE_PRESENT", "python:3.11-slim,lexalign-dev:latest"),
+            (
+                "FAKE_PRESENT",
+                &format!("{},{}", policy::SLIM_BASE, policy::DEFAULT_IMAGE),
+            ),
             ("HF_TOKEN", HF_CANARY),
         ],
     );
@@ -164,12 +177,12 @@ fn image_sets_labels_and_passes_the_ca_bundle_as_a_secret() {
         "{build}"
     );
     for label in [
-        "org.opencontainers.image.title=",
+        &format!("{}=", policy::OCI_TITLE),
         "org.opencontainers.image.source=",
         "org.opencontainers.image.revision=",
         "org.opencontainers.image.created=",
         "org.opencontainers.image.version=",
-        "dev.lexalign.lock-sha256=",
+        &format!("{}=", policy::LOCK_LABEL),
     ] {
         assert!(build.contains(label), "{label} missing: {build}");
     }
@@ -194,16 +207,16 @@ fn bad_inputs_exit_2_naming_the_path() {
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stderr
-            .contains(&format!("{}", empty.join("docker/Dockerfile").display())),
+            .contains(&format!("{}", empty.join(policy::DOCKERFILE).display())),
         "{}",
         r.stderr
     );
     let tree = scratch("nolock");
     std::fs::create_dir_all(tree.join("docker")).unwrap();
-    std::fs::write(tree.join("docker/Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(tree.join(policy::DOCKERFILE), "FROM scratch\n").unwrap();
     let (r, _) = fake(&["image"], &[("LEXALIGN_ROOT", tree.to_str().unwrap())]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("python/pylock.toml"), "{}", r.stderr);
+    assert!(r.stderr.contains(policy::LOCKFILE), "{}", r.stderr);
 }
 
 #[test]
@@ -219,7 +232,7 @@ fn unknown_task_and_bad_flag_exit_2() {
 fn failing_build_exits_non_zero_with_the_engine_output() {
     let (r, _) = fake(
         &["image"],
-        &[("FAKE_PRESENT", "python:3.11-slim"), ("FAKE_FAIL", "build")],
+        &[("FAKE_PRESENT", policy::SLIM_BASE), ("FAKE_FAIL", "build")],
     );
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(
@@ -228,8 +241,10 @@ fn failing_build_exits_non_zero_with_the_engine_output() {
         r.all()
     );
     assert!(
-        r.stderr
-            .contains("previous image tagged lexalign-dev:latest is unchanged"),
+        r.stderr.contains(&format!(
+            "previous image tagged {} is unchanged",
+            policy::DEFAULT_IMAGE
+        )),
         "{}",
         r.stderr
     );
@@ -255,7 +270,7 @@ fn dry_run_prints_commands_and_runs_none() {
         line.contains("--rm") && line.contains("--init") && line.contains("-e HF_TOKEN"),
         "{line}"
     );
-    assert!(line.contains(&format!("{TEST_HF_VOLUME}:/cache/huggingface")));
+    assert!(line.contains(&format!("{TEST_HF_VOLUME}:{}", policy::HF_HOME)));
     assert!(line.ends_with("sh -c 'exit 7'"), "{line}");
     assert!(!r.all().contains(HF_CANARY));
 }
@@ -300,11 +315,11 @@ fn pins_check_on_the_repository_is_in_sync() {
     // And a drifted copy fails with a diff, changing nothing.
     let dir = scratch("pins");
     let py: PathBuf = dir.join("pyproject.toml");
-    let text = std::fs::read_to_string(root().join("python/pyproject.toml")).unwrap();
+    let text = std::fs::read_to_string(root().join(policy::PYPROJECT)).unwrap();
     let drifted = text.replace("\"trl==0.28.0\"", "\"trl>=0.20\"");
     assert_ne!(text, drifted);
     std::fs::write(&py, &drifted).unwrap();
-    let lock = root().join("python/pylock.toml");
+    let lock = root().join(policy::LOCKFILE);
     let r = xtask(
         &[
             "pins",
@@ -383,7 +398,7 @@ fn every_dry_run_exits_0_changes_nothing_even_when_the_engine_fails_every_call()
         vec!["doctor"],
         vec!["base-image"],
         vec!["image"],
-        vec!["image", "--base-image", "lexalign/python:3.11-bookworm"],
+        vec!["image", "--base-image", policy::DEBIAN_BASE],
         vec!["smoke"],
         vec!["help-check"],
         vec!["test-unit"],
@@ -494,16 +509,16 @@ fn image_for_another_platform_gets_its_own_tag_and_base() {
     let build = r
         .stdout
         .lines()
-        .find(|l| l.contains(" build ") && l.contains("docker/Dockerfile"))
+        .find(|l| l.contains(" build ") && l.contains(policy::DOCKERFILE))
         .map(String::from)
         .unwrap_or_else(|| panic!("no dev image build planned: {}", r.stdout));
     assert!(build.contains("--platform linux/arm64"), "{build}");
     assert!(
-        build.contains("lexalign-dev:latest-arm64"),
+        build.contains(&format!("{}-arm64", policy::DEFAULT_IMAGE)),
         "the native tag is left alone: {build}"
     );
     assert!(
-        build.contains("BASE_IMAGE=lexalign/python:3.11-bookworm-arm64"),
+        build.contains(&format!("BASE_IMAGE={}-arm64", policy::DEBIAN_BASE)),
         "{build}"
     );
     // the arm64 base is planned with mmdebstrap for arm64
@@ -553,7 +568,7 @@ fn ctrl_c_stops_a_multi_command_task_with_130_and_starts_nothing_more() {
     let log = dir.join("argv.log");
     let lock_sha = sh(
         "sha256sum",
-        &[root().join("python/pylock.toml").to_str().unwrap()],
+        &[root().join(policy::LOCKFILE).to_str().unwrap()],
     )
     .stdout
     .split_whitespace()
@@ -564,7 +579,7 @@ fn ctrl_c_stops_a_multi_command_task_with_130_and_starts_nothing_more() {
     for (k, v) in [
         ("LEXALIGN_DOCKER", FAKE),
         ("FAKE_ENGINE_LOG", log.to_str().unwrap()),
-        ("FAKE_PRESENT", "lexalign-dev:latest"),
+        ("FAKE_PRESENT", policy::DEFAULT_IMAGE),
         ("FAKE_RUN_SLEEP_S", "1.5"),
         ("FAKE_LOCK_LABEL", lock_sha.as_str()),
     ] {
@@ -608,12 +623,12 @@ fn ctrl_c_stops_a_multi_command_task_with_130_and_starts_nothing_more() {
 fn tests_never_mount_the_users_hf_cache() {
     let (r, _) = fake(
         &["--dry-run", "run", "--", "true"],
-        &[("FAKE_PRESENT", "lexalign-dev:latest")],
+        &[("FAKE_PRESENT", policy::DEFAULT_IMAGE)],
     );
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         r.stdout
-            .contains(&format!("-v {TEST_HF_VOLUME}:/cache/huggingface")),
+            .contains(&format!("-v {TEST_HF_VOLUME}:{}", policy::HF_HOME)),
         "{}",
         r.stdout
     );
@@ -634,7 +649,7 @@ fn multinode_refuses_another_network() {
             "--",
             "finetune.py",
         ],
-        &[("FAKE_PRESENT", "lexalign-dev:latest")],
+        &[("FAKE_PRESENT", policy::DEFAULT_IMAGE)],
     );
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("--network bridge"), "{}", r.stderr);
@@ -647,7 +662,7 @@ fn multinode_refuses_another_network() {
 fn clean_dry_run_with_something_to_remove_removes_nothing() {
     let envs = [
         ("FAKE_PS", "c0ffee lexalign-run-1 running"),
-        ("FAKE_IMAGES", "img1 lexalign-dev:latest"),
+        ("FAKE_IMAGES", &format!("img1 {}", policy::DEFAULT_IMAGE)),
         ("FAKE_VOLUMES", "lexalign-hf-cache"),
     ];
     let removals = |argv: &[String]| -> Vec<String> {
@@ -662,7 +677,7 @@ fn clean_dry_run_with_something_to_remove_removes_nothing() {
     assert_eq!(r.code, 0, "{}", r.all());
     for what in [
         "would remove container lexalign-run-1",
-        "would remove image lexalign-dev:latest",
+        &format!("would remove image {}", policy::DEFAULT_IMAGE),
         "would remove volume lexalign-hf-cache",
     ] {
         assert!(r.stdout.contains(what), "{what}: {}", r.stdout);
@@ -674,7 +689,7 @@ fn clean_dry_run_with_something_to_remove_removes_nothing() {
         removals(&argv),
         [
             "rm\t-f\tc0ffee",
-            "rmi\tlexalign-dev:latest",
+            &format!("rmi\t{}", policy::DEFAULT_IMAGE),
             "volume\trm\tlexalign-hf-cache",
             // the tests' own cache volume (LEXALIGN_HF_VOLUME) is the project's too
             &format!("volume\trm\t{TEST_HF_VOLUME}"),

@@ -59,10 +59,10 @@ fn workflows_pass_actionlint() {
 
 #[test]
 fn compose_file_has_no_version_key_and_the_service() {
-    let text = std::fs::read_to_string(root().join("docker/compose.yaml")).unwrap();
+    let text = std::fs::read_to_string(root().join(policy::COMPOSE_FILE)).unwrap();
     assert!(!text.lines().any(|l| l.starts_with("version:")));
     assert!(text.contains("\n  lexalign:\n"));
-    assert!(text.contains("/cache/huggingface") && text.contains("lexalign-hf-cache"));
+    assert!(text.contains(policy::HF_HOME) && text.contains("lexalign-hf-cache"));
 }
 
 /// The workflow runs what `.ci/run` runs (cargo tests, pins --check, the container tasks with

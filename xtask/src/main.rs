@@ -1,40 +1,10 @@
-//! `cargo xtask` — the LexAlign dev-environment automation.
-//!
-//! Dependencies run one way (docs/architecture.md):
-//!   main → tasks → {build, pinning, ctx, devrun, engine, exec, git, lockfile, policy} → error
-//! `main` parses the command line and dispatches; each task lives in `tasks/` with one entry
-//! point; `exec` is the only module that starts processes; `engine::cmd` is the only place engine
-//! argv is spelled; `policy` holds the names, labels and paths shared with docker/.
-
-mod build;
-mod cli;
-mod ctx;
-mod devrun;
-mod diff;
-mod engine;
-mod error;
-mod exec;
-mod git;
-mod lockfile;
-mod marker;
-mod oci;
-mod pinning;
-mod platform;
-mod policy;
-mod registry;
-mod requirement;
-mod signals;
-mod tasks;
-mod util;
-
-#[cfg(test)]
-mod docs_check;
-#[cfg(test)]
-mod tidy;
+//! `cargo xtask` — the LexAlign dev-environment automation (the library is lib.rs).
+//! `main` parses the command line and dispatches to one task's entry point.
 
 use clap::Parser;
-use cli::{Cli, Task};
-use tasks::*;
+use xtask::cli::{Cli, Task};
+use xtask::tasks::*;
+use xtask::{ctx, error, exec};
 
 fn main() {
     let cli = Cli::parse();

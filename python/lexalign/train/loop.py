@@ -328,6 +328,8 @@ def _fit(run: Run, preemption: Preemption):
         failure = compile_failure(exc) if run.p.sharding.uses_deepspeed else None
         if failure is None:
             raise
+        if is_main() and run.output_dir.is_dir() and not any(run.output_dir.iterdir()):
+            run.output_dir.rmdir()  # nothing trained: leave nothing behind
         raise failure from exc
 
 

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+pub use xtask::policy;
 
 /// A token-shaped canary (assembled so no token-shaped literal sits in the source).
 pub const HF_CANARY: &str = concat!("hf_", "E2eCanaryTokenDoNotLeak0123456789abcd");
@@ -28,7 +29,7 @@ pub fn image() -> String {
     std::env::var("LEXALIGN_IMAGE")
         .ok()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "lexalign-dev:latest".into())
+        .unwrap_or_else(|| policy::DEFAULT_IMAGE.into())
 }
 
 pub struct Run {
@@ -66,7 +67,7 @@ pub fn xtask_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(cargo);
     c.arg("xtask").args(args).current_dir(root());
     c.env_remove("HF_TOKEN");
-    c.env("LEXALIGN_HF_VOLUME", TEST_HF_VOLUME);
+    c.env(policy::HF_VOLUME_ENV, TEST_HF_VOLUME);
     c
 }
 
@@ -78,7 +79,7 @@ pub fn xtask(args: &[&str], envs: &[(&str, &str)]) -> Run {
         c.env(k, v);
     }
     if envs.iter().any(|(k, _)| *k == "LEXALIGN_PROJECT") {
-        c.env_remove("LEXALIGN_HF_VOLUME");
+        c.env_remove(policy::HF_VOLUME_ENV);
     }
     c.output().expect("cargo xtask runs").into()
 }
@@ -218,7 +219,7 @@ pub fn project_containers(project: &str) -> Vec<String> {
             "ps",
             "-aq",
             "--filter",
-            &format!("label=dev.lexalign.project={project}"),
+            &format!("label={}={project}", policy::PROJECT_LABEL),
         ],
     );
     r.stdout

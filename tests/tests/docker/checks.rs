@@ -13,7 +13,7 @@ pub(crate) fn smoke_passes_and_fails_on_a_stale_image() {
     );
     // a lockfile that differs from the one the image was built from
     let tree = copy_build_tree("stale");
-    let lock = tree.join("python/pylock.toml");
+    let lock = tree.join(policy::LOCKFILE);
     let mut text = std::fs::read_to_string(&lock).unwrap();
     text.push_str("\n# changed\n");
     std::fs::write(&lock, text).unwrap();
@@ -81,9 +81,9 @@ pub(crate) fn clean_removes_what_the_tasks_created() {
         &[
             "create",
             "--label",
-            &format!("dev.lexalign.project={project}"),
+            &format!("{}={project}", policy::PROJECT_LABEL),
             "--label",
-            &format!("dev.lexalign.run={project}"),
+            &format!("{}={project}", policy::RUN_LABEL),
             tag,
             "true",
         ],
@@ -157,8 +157,8 @@ pub(crate) fn clean_removes_what_the_tasks_created() {
 pub(crate) fn lock_keeps_versions_upgrades_one_package_and_fails_cleanly() {
     let tree = copy_build_tree("lock");
     let env = [("LEXALIGN_ROOT", tree.to_str().unwrap())];
-    let py = tree.join("python/pyproject.toml");
-    let lock = tree.join("python/pylock.toml");
+    let py = tree.join(policy::PYPROJECT);
+    let lock = tree.join(policy::LOCKFILE);
     let text = std::fs::read_to_string(&py).unwrap();
     let rich = text
         .lines()

@@ -8,7 +8,7 @@ fn lock_sha256() -> String {
     // the label must equal the lockfile's hash; sha256sum is coreutils
     let r = sh(
         "sha256sum",
-        &[root().join("python/pylock.toml").to_str().unwrap()],
+        &[root().join(policy::LOCKFILE).to_str().unwrap()],
     );
     r.stdout.split_whitespace().next().unwrap().to_string()
 }
@@ -36,7 +36,7 @@ pub(crate) fn base_image_builds_from_debian_packages() {
             "image",
             "inspect",
             "--format",
-            "{{index .Config.Labels \"dev.lexalign.project\"}}",
+            &format!("{{{{index .Config.Labels \"{}\"}}}}", policy::PROJECT_LABEL),
             tag,
         ],
     );
@@ -70,7 +70,7 @@ pub(crate) fn image_builds_imports_the_stack_and_carries_labels() {
         ],
     );
     for key in [
-        "org.opencontainers.image.title",
+        policy::OCI_TITLE,
         "org.opencontainers.image.source",
         "org.opencontainers.image.revision",
         "org.opencontainers.image.created",
@@ -82,14 +82,13 @@ pub(crate) fn image_builds_imports_the_stack_and_carries_labels() {
     assert!(
         r.stdout
             .contains("\"org.opencontainers.image.licenses\":\"Apache-2.0\""),
-        "python/pyproject.toml's license: {}",
+        "{}'s license: {}",
+        policy::PYPROJECT,
         r.stdout
     );
     assert!(
-        r.stdout.contains(&format!(
-            "\"dev.lexalign.lock-sha256\":\"{}\"",
-            lock_sha256()
-        )),
+        r.stdout
+            .contains(&format!("\"{}\":\"{}\"", policy::LOCK_LABEL, lock_sha256())),
         "{}",
         r.stdout
     );
@@ -177,7 +176,7 @@ pub(crate) fn failed_build_keeps_the_previous_image() {
     let (img, _) = built_image();
     let before = sh(&engine(), &["image", "inspect", "--format", "{{.Id}}", img]).stdout;
     let tree = copy_build_tree("broken");
-    let df = tree.join("docker/Dockerfile");
+    let df = tree.join(policy::DOCKERFILE);
     let text = std::fs::read_to_string(&df).unwrap().replace(
         "\nUSER 1000:1000",
         "\nRUN echo 'deliberate failure' && false\nUSER 1000:1000",
@@ -240,7 +239,7 @@ pub(crate) fn sbom_validates_and_lists_what_the_image_has() {
                 "-v",
                 &format!("{}:/sbom:ro", dir.display()),
                 "--entrypoint",
-                "/opt/venv/bin/python",
+                policy::VENV_PYTHON,
                 img,
                 "-c",
                 &format!(
@@ -267,7 +266,7 @@ pub(crate) fn sbom_validates_and_lists_what_the_image_has() {
             "sh",
             img,
             "-c",
-            "/opt/venv/bin/python -c \"import importlib.metadata as m; print(*[m.version(p) for p in ('torch','transformers','trl','peft')])\"; dpkg-query -W -f '${Version} ' python3.11; dpkg-query -W -f '${Version} ' libc6",
+            &format!("{} -c \"import importlib.metadata as m; print(*[m.version(p) for p in ('torch','transformers','trl','peft')])\"; dpkg-query -W -f '${{Version}} ' python3.11; dpkg-query -W -f '${{Version}} ' libc6", policy::VENV_PYTHON),
         ],
     );
     assert_eq!(asked.code, 0, "{}", asked.all());
@@ -287,7 +286,7 @@ pub(crate) fn sbom_validates_and_lists_what_the_image_has() {
         let sha = c["hashes"][0]["content"].as_str().unwrap_or("");
         assert!(
             sha.len() == 64
-                && std::fs::read_to_string(root().join("python/pylock.toml"))
+                && std::fs::read_to_string(root().join(policy::LOCKFILE))
                     .unwrap()
                     .contains(sha),
             "{name}: the lock's sha256, got {sha:?}"

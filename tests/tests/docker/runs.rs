@@ -51,7 +51,7 @@ pub(crate) fn sigint_stops_and_removes_the_container() {
     let project = "lexalign-sigint";
     let mut child = xtask_cmd(&["--image", img, "run", "--", "sleep", "60"])
         .env("LEXALIGN_PROJECT", project)
-        .env_remove("LEXALIGN_HF_VOLUME")
+        .env_remove(policy::HF_VOLUME_ENV)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -97,7 +97,7 @@ pub(crate) fn an_interrupted_smoke_leaves_no_container_running() {
                 "ps",
                 "-q",
                 "--filter",
-                &format!("label=dev.lexalign.project={project}"),
+                &format!("label={}={project}", policy::PROJECT_LABEL),
             ],
         )
         .stdout
@@ -132,7 +132,10 @@ pub(crate) fn files_written_to_app_belong_to_the_invoking_user() {
         &[
             "sh",
             "-c",
-            "echo hi > /app/made-in-container && touch $HOME/ok && touch /cache/huggingface/ok",
+            &format!(
+                "echo hi > /app/made-in-container && touch $HOME/ok && touch {}/ok",
+                policy::HF_HOME
+            ),
         ],
     );
     assert_eq!(r.code, 0, "{}", r.all());

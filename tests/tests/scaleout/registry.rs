@@ -64,7 +64,7 @@ impl Drop for Registry {
 pub(crate) fn lock_sha256() -> String {
     let out = sh(
         "sha256sum",
-        &[root().join("python/pylock.toml").to_str().unwrap()],
+        &[root().join(policy::LOCKFILE).to_str().unwrap()],
     );
     out.stdout.split_whitespace().next().unwrap().to_string()
 }
@@ -75,7 +75,11 @@ pub(crate) fn small_image(tag: &str, platform: &str, lock: &str) {
     std::fs::write(dir.join("hello.txt"), format!("{tag} {platform}\n")).unwrap();
     std::fs::write(
         dir.join("Dockerfile"),
-        format!("FROM scratch\nCOPY hello.txt /hello.txt\nLABEL dev.lexalign.lock-sha256={lock} dev.lexalign.project=lexalign-e2e\n"),
+        format!(
+            "FROM scratch\nCOPY hello.txt /hello.txt\nLABEL {}={lock} {}=lexalign-e2e\n",
+            policy::LOCK_LABEL,
+            policy::PROJECT_LABEL
+        ),
     )
     .unwrap();
     let out = Command::new(engine())
@@ -155,7 +159,10 @@ pub(crate) fn push_and_pull_through_a_loopback_registry() {
             "image",
             "inspect",
             "--format",
-            "{{index .Config.Labels \"dev.lexalign.lock-sha256\"}} {{.Architecture}}",
+            &format!(
+                "{{{{index .Config.Labels \"{}\"}}}} {{{{.Architecture}}}}",
+                policy::LOCK_LABEL
+            ),
             &pulled,
         ],
     );

@@ -1,6 +1,11 @@
 //! Reading lockfiles: PEP 751 `pylock.toml` (serde + toml) or requirements-style
 //! `name==version` lines (with `--hash` continuations and markers).
 
+pub mod diff;
+pub mod marker;
+pub mod pinning;
+pub mod requirement;
+
 use crate::error::usage;
 use anyhow::Result;
 use serde::Deserialize;
