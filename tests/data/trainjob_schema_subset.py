@@ -1,11 +1,11 @@
 """Make tests/data/kubeflow-trainer-v2.3.0-trainjob.schema.json: the part of Kubeflow Trainer
 v2.3.0's TrainJob CRD (manifests/base/crds/trainer.kubeflow.org_trainjobs.yaml at tag v2.3.0 of
-kubeflow/trainer) that docs/cluster/lexalign-trainjob.yaml touches. For every object the manifest
+kubeflow/trainer) that cluster/lexalign-trainjob.yaml touches. For every object the manifest
 uses it keeps the names and types of all the object's fields (so an unknown field is detected),
 the required ones, enums, int-or-string and additionalProperties; deeper levels only where the
 manifest goes.
 
-    python3 tests/data/trainjob_schema_subset.py CRD.yaml docs/cluster/lexalign-trainjob.yaml \
+    python3 tests/data/trainjob_schema_subset.py CRD.yaml cluster/lexalign-trainjob.yaml \
         > tests/data/kubeflow-trainer-v2.3.0-trainjob.schema.json
 """
 

@@ -106,14 +106,6 @@ fn base_selection_prefers_local_slim_then_pull_then_debian() {
         )],
     );
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stderr.contains(&format!(
-            "base: {0} ({0} is present locally (linux/amd64))",
-            policy::SLIM_BASE
-        )),
-        "{}",
-        r.stderr
-    );
     let build = argv.iter().find(|l| l.starts_with("build\t")).unwrap();
     assert!(build.contains(&format!("BASE_IMAGE={}", policy::SLIM_BASE)));
     assert!(!argv.iter().any(|l| l.starts_with("pull")));
@@ -124,7 +116,8 @@ fn base_selection_prefers_local_slim_then_pull_then_debian() {
     );
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(argv.iter().any(|l| l.starts_with("pull\t")));
-    assert!(r.stderr.contains("was pulled"), "{}", r.stderr);
+    let build = argv.iter().find(|l| l.starts_with("build\t")).unwrap();
+    assert!(build.contains(&format!("BASE_IMAGE={}", policy::SLIM_BASE)));
 
     let (r, argv) = fake(
         &["image"],
@@ -134,15 +127,6 @@ fn base_selection_prefers_local_slim_then_pull_then_debian() {
         )],
     );
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stderr.contains(&format!(
-            "base: {} ({} is neither present nor pullable",
-            policy::DEBIAN_BASE,
-            policy::SLIM_BASE
-        )),
-        "{}",
-        r.stderr
-    );
     assert!(argv
         .iter()
         .any(|l| l.contains(&format!("BASE_IMAGE={}", policy::DEBIAN_BASE))));

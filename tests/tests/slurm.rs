@@ -1,7 +1,7 @@
 //! The SLURM hand-off, for real: each run starts its own two-node SLURM cluster on this machine
 //! (munged, slurmctld and two slurmd from Debian's slurm-wlm, ports chosen free, state in a
 //! temporary folder, everything on 127.0.0.1, every daemon stopped at the end) and submits the
-//! file users submit, docs/cluster/lexalign-finetune.sbatch, with the `engine` launcher.
+//! file users submit, cluster/lexalign-finetune.sbatch, with the `engine` launcher.
 //! Fails loudly without Docker or SLURM unless LEXALIGN_SKIP_DOCKER_TESTS=1 or
 //! LEXALIGN_SKIP_SLURM_TESTS=1 (then reported as ignored).
 
@@ -136,7 +136,7 @@ impl Cluster {
 
     /// `sbatch` from `cwd` with the engine launcher, as the checks submit it.
     fn sbatch(&self, cwd: &Path, wait: bool, envs: &[(&str, &str)], args: &[&str]) -> Run {
-        let script = root().join("docs/cluster/lexalign-finetune.sbatch");
+        let script = root().join("cluster/lexalign-finetune.sbatch");
         let mut c = self.command("sbatch");
         c.current_dir(cwd)
             .env("LEXALIGN_LAUNCHER", "engine")
@@ -515,7 +515,7 @@ fn bad_submissions_fail_with_one_line_and_leave_nothing() {
     assert!(job_log(&Cluster::job_id(&r)).contains("config config/nope.yaml not found"));
     // outside a SLURM job
     let r: Run = Command::new("bash")
-        .arg(root().join("docs/cluster/lexalign-finetune.sbatch"))
+        .arg(root().join("cluster/lexalign-finetune.sbatch"))
         .arg(&cfg)
         .current_dir(project())
         .env_remove("SLURM_JOB_ID")
