@@ -48,6 +48,37 @@ def run_cli(
     return Result(p.returncode, p.stdout, p.stderr)
 
 
+def run_cli_here(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+    """The same CLI run as run_cli, in this process (`lexalign.cli.main` with the script's
+    command, in `cwd`, with `env`, stdout and stderr captured): for CLI behaviour where a
+    subprocess is not the point — no interpreter start and no torch import per run. Whatever
+    the run changes of the process (the working folder, the environment, signal handlers, test
+    hooks) is put back."""
+    import contextlib
+    import io
+    import signal
+
+    from lexalign import cli, testing
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_term = signal.getsignal(signal.SIGTERM)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.pop("HF_TOKEN", None)
+        os.environ.update(env or {})
+        testing._hooks.cache_clear()
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main([script, *args], prog_name=f"{script}.py")
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        testing._hooks.cache_clear()
+        signal.signal(signal.SIGTERM, saved_term)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def hub():
     sim = HubSim()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli_here
 
 from lexalign.config import AlignConfig, DownloadConfig, FinetuneConfig, load_config, parse_config
 from lexalign.errors import ConfigError
@@ -174,7 +174,7 @@ def test_shipped_example_configs_are_valid():
 def test_cli_config_error_exit_2_without_traceback(script, tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("bogus_key: 1\n")
-    r = run_cli(script, "--config", str(p), cwd=tmp_path)
+    r = run_cli_here(script, "--config", str(p), cwd=tmp_path)
     assert r.code == 2, r.output
     assert "Traceback" not in r.output
     assert "bogus_key: unknown key" in r.stderr
@@ -182,7 +182,7 @@ def test_cli_config_error_exit_2_without_traceback(script, tmp_path):
 
 
 def test_cli_usage_error_exit_2(tmp_path):
-    r = run_cli("download", "--no-such-flag", cwd=tmp_path)
+    r = run_cli_here("download", "--no-such-flag", cwd=tmp_path)
     assert r.code == 2 and "No such option" in r.stderr
-    r = run_cli("download", cwd=tmp_path)
+    r = run_cli_here("download", cwd=tmp_path)
     assert r.code == 2 and "--config" in r.stderr

@@ -8,7 +8,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_cli_here
 from tiny import preference_rows, sft_rows, write_jsonl
 
 from lexalign.config import FinetuneConfig, parse_config
@@ -93,7 +93,7 @@ def test_first_run_model_not_downloaded_fails_fast_without_network(tmp_path):
     data = write_jsonl(tmp_path / "data" / "sft.jsonl", sft_rows(4))
     cfg = _write(tmp_path, f"model: models/distilgpt2\ndataset: {{path: {data}}}\n")
     t0 = time.monotonic()
-    r = run_cli(
+    r = run_cli_here(
         "finetune",
         "--config",
         cfg,
@@ -109,13 +109,14 @@ def test_first_run_model_not_downloaded_fails_fast_without_network(tmp_path):
         tmp_path,
         f"model: ./base\nadapter: outputs/sft\ndataset: {{path: {data}}}\n",
     )
-    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("align", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and "./base not found — run download first" in r.stderr
 
 
 def test_hub_error_is_one_line_with_a_fix(tmp_path):
     data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(4))
     cfg = _write(tmp_path, f"model: someone/some-model\ndataset: {{path: {data}}}\n")
+    # a subprocess: huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE when it is imported
     r = run_cli(
         "finetune",
         "--config",
@@ -143,7 +144,7 @@ def test_bad_eval_sources_exit_2(tmp_path, tiny_model, body, expected):
         tmp_path,
         f"model: {tiny_model}\noutput_dir: {tmp_path / 'out'}\ndataset: {{path: {data}, {body}}}\n",
     )
-    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("align", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and expected in r.stderr, r.output
 
 
@@ -155,11 +156,11 @@ def test_eval_split_of_a_folder_and_dry_run_sizes(tmp_path, tiny_model):
         f"model: {tiny_model}\noutput_dir: {tmp_path / 'out'}\n"
         f"dataset: {{path: {tmp_path / 'd'}, eval_split: validation}}\ntraining: {{save_steps: 7}}\n",
     )
-    r = run_cli("finetune", "--config", cfg, "--dry-run", "--json", cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", cfg, "--dry-run", "--json", cwd=tmp_path)
     assert r.code == 0, r.output
     plan = next(json.loads(x) for x in r.stdout.splitlines() if '"plan"' in x)
     assert (plan["rows"], plan["eval_rows"], plan["eval_steps"]) == (30, 6, 7)
-    r = run_cli("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert "6 rows from eval_split validation" in r.stdout
     # eval_fraction: a seeded hold-out of the training rows
     cfg = _write(
@@ -167,27 +168,27 @@ def test_eval_split_of_a_folder_and_dry_run_sizes(tmp_path, tiny_model):
         f"model: {tiny_model}\noutput_dir: {tmp_path / 'out'}\n"
         f"dataset: {{path: {tmp_path / 'd' / 'train.jsonl'}, eval_fraction: 0.2}}\n",
     )
-    r = run_cli("finetune", "--config", cfg, "--dry-run", "--json", cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", cfg, "--dry-run", "--json", cwd=tmp_path)
     plan = next(json.loads(x) for x in r.stdout.splitlines() if '"plan"' in x)
     assert (plan["rows"], plan["eval_rows"]) == (24, 6)
     assert not (tmp_path / "out").exists()
 
 
 def test_export_and_generate_bad_input_exit_2_and_write_nothing(tmp_path, tiny_model):
-    r = run_cli("export", "--adapter", str(tmp_path / "none"), "--output", "x", cwd=tmp_path)
+    r = run_cli_here("export", "--adapter", str(tmp_path / "none"), "--output", "x", cwd=tmp_path)
     assert r.code == 2 and "not found" in r.stderr
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(
         json.dumps({"base_model_name_or_path": str(tmp_path / "gone")})
     )
-    r = run_cli("export", "--adapter", str(adapter), "--output", "x", cwd=tmp_path)
+    r = run_cli_here("export", "--adapter", str(adapter), "--output", "x", cwd=tmp_path)
     assert r.code == 2 and "gone not found — run download first" in r.stderr
     assert "--base" in r.stderr
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
-    r = run_cli(
+    r = run_cli_here(
         "export",
         "--adapter",
         str(adapter),
@@ -200,9 +201,9 @@ def test_export_and_generate_bad_input_exit_2_and_write_nothing(tmp_path, tiny_m
     assert r.code == 2 and "--overwrite" in r.stderr
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
     assert not (tmp_path / "x").exists()
-    r = run_cli("generate", "--prompt", "hi", cwd=tmp_path)
+    r = run_cli_here("generate", "--prompt", "hi", cwd=tmp_path)
     assert r.code == 2 and "exactly one of --model" in r.stderr
-    r = run_cli("generate", "--model", "./nope", "--prompt", "hi", cwd=tmp_path)
+    r = run_cli_here("generate", "--model", "./nope", "--prompt", "hi", cwd=tmp_path)
     assert r.code == 2 and "run download first" in r.stderr
 
 

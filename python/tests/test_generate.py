@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_cli_here
 from tiny import build_tiny_llama
 
 
@@ -33,20 +33,20 @@ def test_prompt_goes_through_the_chat_template_and_only_forward_inputs_remain(ti
 
 
 def test_generate_on_a_llama_chat_model(tmp_path, tiny_llama):
-    r = run_cli(
+    r = run_cli_here(
         "generate", "--model", str(tiny_llama), "--prompt", "what is a clause?",
         "--max-new-tokens", "4", cwd=tmp_path,
     )  # fmt: skip
     assert r.code == 0, r.output
     assert "token_type_ids" not in r.output
-    r = run_cli(
+    r = run_cli_here(
         "generate", "--model", str(tiny_llama), "--prompt", "the court", "--raw",
         "--temperature", "0.8", "--top-p", "0.9", "--seed", "3", "--max-new-tokens", "4",
         "--json", cwd=tmp_path,
     )  # fmt: skip
     assert r.code == 0, r.output
     first = next(json.loads(x) for x in r.stdout.splitlines() if '"completion"' in x)
-    again = run_cli(
+    again = run_cli_here(
         "generate", "--model", str(tiny_llama), "--prompt", "the court", "--raw",
         "--temperature", "0.8", "--top-p", "0.9", "--seed", "3", "--max-new-tokens", "4",
         "--json", cwd=tmp_path,
@@ -67,19 +67,21 @@ def test_generate_on_a_llama_chat_model(tmp_path, tiny_llama):
     ],
 )
 def test_generate_usage_errors_exit_2(tmp_path, args, message):
-    r = run_cli("generate", *args, "--prompt", "x", cwd=tmp_path)
+    r = run_cli_here("generate", *args, "--prompt", "x", cwd=tmp_path)
     assert r.code == 2, r.output
     assert message in r.stderr, r.stderr
 
 
 def test_generate_and_export_dry_runs_load_and_write_nothing(tmp_path, tiny_llama):
-    r = run_cli("generate", "--model", str(tiny_llama), "--prompt", "x", "--dry-run", cwd=tmp_path)
+    r = run_cli_here(
+        "generate", "--model", str(tiny_llama), "--prompt", "x", "--dry-run", cwd=tmp_path
+    )
     assert r.code == 0, r.output
     assert "dry run" in r.output
-    r = run_cli("generate", "--model", str(tmp_path / "nope"), "--prompt", "x", "--dry-run",
+    r = run_cli_here("generate", "--model", str(tmp_path / "nope"), "--prompt", "x", "--dry-run",
                 cwd=tmp_path)  # fmt: skip
     assert r.code == 2, r.output
-    r = run_cli("export", "--adapter", str(tmp_path / "nope"), "--output", "x", "--dry-run",
+    r = run_cli_here("export", "--adapter", str(tmp_path / "nope"), "--output", "x", "--dry-run",
                 cwd=tmp_path)  # fmt: skip
     assert r.code == 2 and "not found" in r.stderr, r.output
     assert not (tmp_path / "x").exists()
@@ -87,7 +89,7 @@ def test_generate_and_export_dry_runs_load_and_write_nothing(tmp_path, tiny_llam
 
 def test_token_file_is_accepted_by_every_cli_that_loads_from_the_hub(tmp_path):
     for cli in ("download", "finetune", "align", "export", "generate"):
-        r = run_cli(cli, "--help", cwd=tmp_path)
+        r = run_cli_here(cli, "--help", cwd=tmp_path)
         assert "--token-file" in r.stdout, cli
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_cli_here
 from tiny import chat_rows, preference_rows, prompt_completion_rows, sft_rows, write_jsonl
 
 from lexalign import train
@@ -99,7 +99,7 @@ def test_finetune_dry_run_plan(tmp_path, tiny_model):
         tiny_model,
         f"dataset: {{path: {data}}}\ntraining: {{max_steps: 7, batch_size: 3, gradient_accumulation_steps: 2, max_length: 12}}\n",
     )
-    r = run_cli("finetune", "--config", cfg, "--dry-run", "--json", cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", cfg, "--dry-run", "--json", cwd=tmp_path)
     assert r.code == 0, r.output
     plan = next(json.loads(line) for line in r.stdout.splitlines() if '"plan"' in line)
     assert plan["rows"] == 40
@@ -131,7 +131,7 @@ def test_finetune_dry_run_plan(tmp_path, tiny_model):
 def test_missing_field_lists_the_columns(tmp_path, tiny_model, rows, dataset, expected):
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     cfg = _config(tmp_path, tiny_model, f"dataset: {dataset.replace('DATA', str(data))}\n")
-    r = run_cli("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2, r.output
     assert expected in r.stderr and "Traceback" not in r.output
 
@@ -139,35 +139,35 @@ def test_missing_field_lists_the_columns(tmp_path, tiny_model, rows, dataset, ex
 def test_align_missing_field_and_bad_paths(tmp_path, tiny_model):
     data = write_jsonl(tmp_path / "p.jsonl", preference_rows(4))
     cfg = _config(tmp_path, tiny_model, f"dataset: {{path: {data}, chosen_field: good}}\n")
-    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("align", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and "column 'good' is not in the dataset" in r.stderr
     cfg = _config(tmp_path, tiny_model, "dataset: {path: nope/missing.jsonl}\n")
-    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("align", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and "does not exist" in r.stderr
     cfg = _config(
         tmp_path, tiny_model, f"dataset: {{path: {data}}}\nadapter: {tmp_path}/no-adapter\n"
     )
-    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("align", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and "no-adapter not found" in r.stderr
     (tmp_path / "empty-adapter").mkdir()
     cfg = _config(
         tmp_path, tiny_model, f"dataset: {{path: {data}}}\nadapter: {tmp_path}/empty-adapter\n"
     )
-    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("align", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and "has no adapter_config.json" in r.stderr
     cfg = _config(tmp_path, tmp_path / "no-model", f"dataset: {{path: {data}}}\n")
-    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("align", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and "run download first" in r.stderr
     (tmp_path / "not-a-model").mkdir()
     cfg = _config(tmp_path, tmp_path / "not-a-model", f"dataset: {{path: {data}}}\n")
-    r = run_cli("align", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("align", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and "has no config.json" in r.stderr
 
 
 def test_quantization_on_cpu_is_a_config_error(tmp_path, tiny_model):
     data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(4))
     cfg = _config(tmp_path, tiny_model, f"dataset: {{path: {data}}}\nquantization: 4bit\n")
-    r = run_cli("finetune", "--config", cfg, cwd=tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})
+    r = run_cli_here("finetune", "--config", cfg, cwd=tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})
     assert r.code == 2, r.output
     assert "quantization: 4bit needs a CUDA GPU" in r.stderr
 
@@ -177,13 +177,13 @@ def test_resume_never_refuses_a_non_empty_output_dir(tmp_path, tiny_model):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "something").write_text("x")
     cfg = _config(tmp_path, tiny_model, f"dataset: {{path: {data}}}\nresume: never\n")
-    r = run_cli("finetune", "--config", cfg, cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", cfg, cwd=tmp_path)
     assert r.code == 2 and "--overwrite" in r.stderr
     assert (tmp_path / "out" / "something").exists()
     cfg = _config(
         tmp_path, tiny_model, f"dataset: {{path: {data}}}\nresume: {tmp_path}/out/checkpoint-3\n"
     )
-    r = run_cli("finetune", "--config", cfg, cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", cfg, cwd=tmp_path)
     assert r.code == 2 and "is not a checkpoint-N folder" in r.stderr
 
 
@@ -193,6 +193,7 @@ def test_dry_run_with_a_hub_dataset_id(tmp_path, tiny_model, hub, hub_env):
         "org/sft-data", {"data/train.jsonl": body, "README.md": b"# data\n"}, repo_type="dataset"
     )
     cfg = _config(tmp_path, tiny_model, "dataset: {path: org/sft-data, split: train}\n")
+    # a subprocess: huggingface_hub reads HF_ENDPOINT when it is imported
     r = run_cli("finetune", "--config", cfg, "--dry-run", "--json", cwd=tmp_path, env=hub_env)
     assert r.code == 0, r.output
     plan = next(json.loads(line) for line in r.stdout.splitlines() if '"plan"' in line)
@@ -207,9 +208,11 @@ def test_dry_run_checks_the_output_folder_like_the_real_run(tmp_path, tiny_model
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old.txt").write_text("x")
     cfg = _config(tmp_path, tiny_model, f"dataset: {{path: {data}}}\nresume: never\n")
-    r = run_cli("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2 and "is not empty" in r.stderr and "--overwrite" in r.stderr, r.output
-    r = run_cli("finetune", "--config", cfg, "--dry-run", "--overwrite", "--json", cwd=tmp_path)
+    r = run_cli_here(
+        "finetune", "--config", cfg, "--dry-run", "--overwrite", "--json", cwd=tmp_path
+    )
     assert r.code == 0, r.output
     plan = next(json.loads(line) for line in r.stdout.splitlines() if '"plan"' in line)
     assert "--overwrite would remove" in plan["start"], plan
@@ -219,7 +222,7 @@ def test_dry_run_checks_the_output_folder_like_the_real_run(tmp_path, tiny_model
 def test_resume_values_are_checked_when_the_config_loads(tmp_path, tiny_model):
     data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(4))
     cfg = _config(tmp_path, tiny_model, f"dataset: {{path: {data}}}\nresume: sometimes\n")
-    r = run_cli("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", cfg, "--dry-run", cwd=tmp_path)
     assert r.code == 2, r.output
     assert "resume" in r.stderr and "not auto, never, or the path of a checkpoint-N" in r.stderr
 
@@ -227,7 +230,7 @@ def test_resume_values_are_checked_when_the_config_loads(tmp_path, tiny_model):
 def test_a_message_given_to_sys_exit_is_printed(tmp_path, tiny_model):
     data = write_jsonl(tmp_path / "sft.jsonl", sft_rows(4))
     cfg = _config(tmp_path, tiny_model, f"dataset: {{path: {data}}}\n")
-    r = run_cli(
+    r = run_cli_here(
         "finetune", "--config", cfg, "--dry-run", cwd=tmp_path, env={"LEXALIGN_TESTING": "{"}
     )
     assert r.code == 1, r.output
@@ -244,10 +247,10 @@ def test_relative_paths_in_a_config_elsewhere_are_relative_to_the_current_folder
     (tmp_path / "configs" / "deep").mkdir(parents=True)
     cfg = tmp_path / "configs" / "deep" / "c.yaml"
     cfg.write_text("model: models/tiny\ndataset: {path: data/sft.jsonl}\noutput_dir: outputs/x\n")
-    r = run_cli("finetune", "--config", "configs/deep/c.yaml", "--dry-run", cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", "configs/deep/c.yaml", "--dry-run", cwd=tmp_path)
     assert r.code == 0, r.output
     cfg.write_text("model: models/none\ndataset: {path: data/sft.jsonl}\noutput_dir: outputs/x\n")
-    r = run_cli("finetune", "--config", "configs/deep/c.yaml", "--dry-run", cwd=tmp_path)
+    r = run_cli_here("finetune", "--config", "configs/deep/c.yaml", "--dry-run", cwd=tmp_path)
     assert r.code == 2, r.output
     assert (
         str(tmp_path / "models" / "none") in r.stderr and f"current folder {tmp_path}" in r.stderr

@@ -38,6 +38,10 @@ pub fn pytest_cmd(suite: Suite, junit: bool, extra: &[String]) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect();
+    if suite == Suite::Unit {
+        // the fast tier on every CPU (pytest-xdist); `-- -n 0` runs it in one process
+        cmd.extend(["-n".into(), "auto".into()]);
+    }
     if junit {
         cmd.push(format!(
             "--junitxml={JUNIT_IN_CONTAINER}/{}.xml",
@@ -79,7 +83,7 @@ mod tests {
         let c = pytest_cmd(Suite::Unit, false, &["-k".into(), "config".into()]);
         assert_eq!(c[..4], ["python", "-m", "pytest", "-m"]);
         assert_eq!(c[4], "not integration and not hub and not gpu");
-        assert_eq!(c[5..], ["-k", "config"]);
+        assert_eq!(c[5..], ["-n", "auto", "-k", "config"]);
         let c = pytest_cmd(Suite::E2e, true, &[]);
         assert_eq!(c[4], "integration and not hub and not gpu");
         assert_eq!(c[5], "--junitxml=/junit/test-e2e.xml");
