@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, run_cli
+from conftest import PROJECT, run_cli_here
 
 # Token-shaped test values, assembled so that no token-shaped literal sits in the source.
 CANARY = "hf_" + "CanaryTokenValue0123456789abcdefXYZ"
@@ -42,7 +42,7 @@ def write_config(tmp_path: Path, body: str) -> Path:
 def dl(tmp_path, hub_env, *args, env=None, config=None):
     e = dict(hub_env)
     e.update(env or {})
-    return run_cli(
+    return run_cli_here(
         "download",
         "--config",
         str(config or tmp_path / "downloads.yaml"),

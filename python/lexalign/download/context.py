@@ -28,6 +28,17 @@ class RunContext:
     active: set  # responses being read, to unblock on Ctrl-C
     slots: threading.Semaphore  # every connection comes out of max_workers
     progress: Any = None
+    endpoint: str = "https://huggingface.co"  # HF_ENDPOINT when the run started
+
+    def url(self, job: FileJob) -> str:
+        """The resolve URL of a file, at the run's endpoint."""
+        from huggingface_hub import hf_hub_url
+
+        spec, f = job.spec, job.file
+        return hf_hub_url(
+            spec.repo_id, f.path, repo_type=job.repo_type, revision=job.commit,
+            endpoint=self.endpoint,
+        )  # fmt: skip
 
     def where(self, spec: RepoSpec, repo_type: str) -> Where:
         return Where(spec.repo_id, repo_type, spec.revision or "main", bool(self.token))

@@ -37,6 +37,7 @@ def fetch_xet(d: RunContext, job: FileJob) -> None:
             local_dir=str(job.local_dir),
             token=d.token,
             etag_timeout=timeout,
+            endpoint=d.endpoint,
         )
 
     d.retry(f"downloading {spec.repo_id}/{f.path}", call, d.where(spec, job.repo_type))
@@ -48,10 +49,10 @@ def stated_for_xet(d: RunContext, job: FileJob, stated: Stated) -> None:
     /Content-Length), so the file is checked against the server, not only its own bytes."""
     if not stated.wants_probe():
         return
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub import get_hf_file_metadata
 
     spec, f = job.spec, job.file
-    url = hf_hub_url(spec.repo_id, f.path, repo_type=job.repo_type, revision=job.commit)
+    url = d.url(job)
 
     def call(timeout: float):
         return get_hf_file_metadata(url, token=d.token, timeout=timeout)
@@ -136,14 +137,13 @@ def _placed_meanwhile(d: RunContext, job: FileJob) -> ManifestFile | None:
 
 def _transfer(d: RunContext, job: FileJob, stated: Stated, connections: int, progress) -> Transfer:
     """One attempt at a file over our bounded HTTP path (fetch.py)."""
-    from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
     spec, f = job.spec, job.file
     where = d.where(spec, job.repo_type)
     return Transfer(
         session=None,
-        url=hf_hub_url(spec.repo_id, f.path, repo_type=job.repo_type, revision=job.commit),
+        url=d.url(job),
         headers=build_hf_headers(token=d.token),
         local_dir=job.local_dir,
         name=f.path,

@@ -7,6 +7,7 @@ name, an OSError, a corrupt file) fails that repo only; the run always ends with
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,14 @@ from .manifest import Manifest, ManifestFile, read_manifest, write_manifest
 from .progress import RunProgress
 from .remote import RemoteFile
 from .retry import Retrier, single_attempt
+
+
+def hub_endpoint() -> str:
+    """HF_ENDPOINT as it is when the run starts (huggingface_hub reads it once, when it is
+    imported; a run honours the environment it is started in)."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 @dataclass
@@ -84,6 +93,7 @@ class Downloader:
             active=set(),  # responses being read, to unblock on Ctrl-C
             # every connection comes out of max_workers (a file holds one; ranged.py's extras)
             slots=threading.Semaphore(cfg.max_workers),
+            endpoint=hub_endpoint(),
         )
         single_attempt()
 
@@ -94,7 +104,7 @@ class Downloader:
         from huggingface_hub import HfApi
         from huggingface_hub.utils import filter_repo_objects
 
-        api = HfApi(token=self.token)
+        api = HfApi(endpoint=self.files.endpoint, token=self.token)
         revision = spec.revision or "main"
 
         def call(timeout: float):
