@@ -1,8 +1,9 @@
 """Download throughput: the LexAlign CLI vs curl on the same file from the local Hub imitation.
 
 Prints one JSON object: {"size_mb", "cli_mb_s": [...], "curl_mb_s": [...], "help_s": [...],
-"fixed_s": [...]} — fixed_s: the same CLI run on a one-file repo of 2 KB (start-up, config, API
-call, manifest), the part of each run that does not depend on the size.
+"fixed_s": [...], "hf_fixed_s": [...]} — fixed_s: the same CLI run on a one-file repo of 2 KB
+(start-up, config, API call, manifest), the part of each run that does not depend on the size;
+hf_fixed_s: `hf download` (huggingface_hub's own CLI) of the same repo, in the same run.
 Run in the dev container: `cargo xtask run -- python benchmarks/download_bench.py`.
 """
 
@@ -55,7 +56,7 @@ def main() -> None:
         size = blob.stat().st_size
         env = dict(os.environ, HF_ENDPOINT=url, HF_HUB_DISABLE_TELEMETRY="1")
         env.pop("HF_TOKEN", None)
-        cli, curl, helps, fixed = [], [], [], []
+        cli, curl, helps, fixed, hf_fixed = [], [], [], [], []
         for i in range(args.runs):
             run_dir = work / f"run{i}"
             run_dir.mkdir()
@@ -107,6 +108,15 @@ def main() -> None:
                 check=True,
             )
             fixed.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            subprocess.run(
+                [str(Path(sys.executable).parent / "hf"), "download", "bench/tiny",
+                 "--local-dir", str(run_dir / "hf-tiny"), "--quiet"],
+                cwd=run_dir, env=env, capture_output=True, check=True,
+            )  # fmt: skip
+            hf_fixed.append(time.perf_counter() - t)
+            if (run_dir / "hf-tiny" / "model.safetensors").stat().st_size != 2048:
+                raise SystemExit("hf download wrote a short file")
             shutil.rmtree(run_dir)
         sim.stop()
         print(
@@ -117,6 +127,7 @@ def main() -> None:
                     "curl_mb_s": curl,
                     "help_s": helps,
                     "fixed_s": fixed,
+                    "hf_fixed_s": hf_fixed,
                 }
             )
         )
