@@ -22,7 +22,7 @@ fn fake(args: &[&str], envs: &[(&str, &str)]) -> (Run, Vec<String>) {
         c.env(k, v);
     }
     // A CA bundle from the environment is fine, but keep runs deterministic.
-    for k in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"] {
+    for k in policy::CA_ENV_VARS {
         c.env_remove(k);
     }
     let run: Run = c.output().unwrap().into();
@@ -134,7 +134,7 @@ fn base_selection_prefers_local_slim_then_pull_then_debian() {
 
 #[test]
 fn image_sets_labels_and_passes_the_ca_bundle_as_a_secret() {
-    let dir = scratch("ca");
+    let dir = scratch("ca-bundle");
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
     let (r, argv) = fake(

@@ -252,7 +252,7 @@ fn cluster_hand_off_files_say_what_matters() {
     assert!(claim["persistentVolumeClaim"]["claimName"].is_string());
     assert!(volumes.iter().any(|v| v["emptyDir"]["medium"] == "Memory"));
     let mounts = pod["containers"][0]["volumeMounts"].as_sequence().unwrap();
-    for (name, path) in [("lexalign-project", "/app"), ("dshm", "/dev/shm")] {
+    for (name, path) in [("lexalign-project", policy::APP_DIR), ("dshm", "/dev/shm")] {
         assert!(
             mounts
                 .iter()

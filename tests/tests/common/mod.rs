@@ -120,9 +120,9 @@ pub fn require_docker() -> bool {
 /// The CA bundle used for the shared build: the host's bundle plus a unique canary line, so a
 /// leak of the secret into the image can be searched for.
 pub fn canary_ca_bundle() -> (PathBuf, String) {
-    let dir = scratch("ca");
+    let dir = scratch("ca-bundle");
     let canary = format!("# lexalign-ca-canary-{}", std::process::id());
-    let mut content = ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"]
+    let mut content = policy::CA_ENV_VARS
         .iter()
         .filter_map(|k| std::env::var(k).ok())
         .find_map(|p| std::fs::read_to_string(p).ok())

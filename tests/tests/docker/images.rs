@@ -40,7 +40,7 @@ pub(crate) fn base_image_builds_from_debian_packages() {
             tag,
         ],
     );
-    assert_eq!(r.stdout.trim(), "lexalign");
+    assert_eq!(r.stdout.trim(), policy::DEFAULT_PROJECT);
     sh(&engine(), &["rmi", "-f", tag]);
 }
 
