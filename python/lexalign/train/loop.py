@@ -1,7 +1,11 @@
 """The training run: load the weights (QLoRA on CUDA when asked), merge an SFT adapter for DPO
 (the merge route: the SFT model becomes the DPO reference, first loss ln 2), train with trl's
 SFTTrainer or DPOTrainer and peft, and write the outputs. Only rank 0 writes. A signal stops
-the run at a checkpoint (preempt.py)."""
+the run at a checkpoint (preempt.py).
+
+Over 400 lines: the run's steps in order (load, build the trainer, fit, write), each a short
+function; splitting them would scatter one sequence.
+"""
 
 from __future__ import annotations
 

@@ -10,6 +10,10 @@ user's own `training.deepspeed` JSON.
   is installed; offload keeps the trainer's torch AdamW (`zero_force_ds_cpu_optimizer: false`),
   the same optimizer DDP uses, instead of JIT-compiling DeepSpeedCPUAdam. An op a user's JSON
   asks for that needs compiling and cannot be: exit 1 naming the missing tool.
+
+Over 400 lines: one concern (what a sharding setting becomes, end to end: keys, DeepSpeed JSON
+checks, trainer arguments, the partitioned load and save); next split when it grows: the ZeRO-3
+load/save into its own module.
 """
 
 from __future__ import annotations
