@@ -314,6 +314,25 @@ def preview(
     )
 
 
+@cli.command("sync-metrics", context_settings=CONTEXT)
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["mlflow"]),
+    required=True,
+    help="The tracker to upload to (MLflow: MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME).",
+)
+@output_options
+def sync_metrics(output_dir: str, target: str, quiet: bool, as_json: bool) -> None:
+    """Upload a finished, preempted or offline run (its metrics.jsonl, config and run.json,
+    loss.svg) to a tracker, into the run the output folder already has there when it exists.
+    Running it twice logs nothing twice."""
+    from .tracking.sync import run_sync
+
+    sys.exit(run_sync(output_dir, target, _console(quiet, as_json)))
+
+
 def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 

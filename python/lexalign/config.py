@@ -276,7 +276,9 @@ class Training(Strict):
     gradient_checkpointing: bool = False
     save_total_limit: int | None = Field(None, ge=1)
     eval_steps: int | None = Field(None, ge=1, description="default: save_steps")
-    report_to: Literal["none", "tensorboard"] = "none"
+    # trackers (tracking/): a list of tensorboard, mlflow, wandb; the scalars none and
+    # tensorboard still work. LexAlign's own files are always written.
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=list)
     packing: bool = False
     # what the loss is computed on (rows.py): auto = assistant for chat data (messages,
     # alpaca), completion for prompt + completion, all for text
@@ -287,6 +289,13 @@ class Training(Strict):
     sharding: Literal["none", "zero2", "zero3", "fsdp"] = "none"
     offload: Literal["none", "optimizer", "parameters"] = "none"
     deepspeed: str | None = None
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _trackers(cls, v: Any) -> list[str]:
+        from .tracking import normalise
+
+        return normalise(v)  # an unknown name: one line listing the known ones (ValueError)
 
     @field_validator("deepspeed")
     @classmethod

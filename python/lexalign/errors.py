@@ -44,6 +44,8 @@ class PreemptedBeforeStart(BaseException):
 
 
 _SECRETS: set[str] = set()
+# Variables whose values are secrets: the Hub token and the trackers' credentials.
+SECRET_ENV = ("HF_TOKEN", "WANDB_API_KEY", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")
 _USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 
 
@@ -55,11 +57,11 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove secrets: the registered ones, the given ones, HF_TOKEN, anything shaped like a
+    """Remove secrets: the registered ones, the given ones, those of SECRET_ENV, anything shaped like a
     Hub token (`hf_…`), and the user:password part of URLs."""
     out = str(text)
-    env_token = os.environ.get("HF_TOKEN", "").strip()
-    for secret in sorted({*secrets, env_token, *_SECRETS} - {None, ""}, key=len, reverse=True):
+    env_secrets = {os.environ.get(name, "").strip() for name in SECRET_ENV}
+    for secret in sorted({*secrets, *env_secrets, *_SECRETS} - {None, ""}, key=len, reverse=True):
         if secret and len(secret) >= 4:
             out = out.replace(secret, "***")
     out = _USERINFO_RE.sub(lambda m: f"{m['scheme']}***@", out)

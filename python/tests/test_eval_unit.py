@@ -41,11 +41,21 @@ def test_eval_config_errors(dataset, expected):
 def test_eval_config_defaults():
     cfg = parse_config(_cfg({"path": "d", "eval_fraction": 0.5}), FinetuneConfig, "c.yaml")
     assert cfg.dataset.has_eval and cfg.training.eval_steps is None
-    assert cfg.training.report_to == "none" and cfg.training.packing is False
+    assert cfg.training.report_to == [] and cfg.training.packing is False
     cfg = parse_config(_cfg({"path": "d"}, eval_steps=3), FinetuneConfig, "c.yaml")
     assert not cfg.dataset.has_eval and cfg.training.eval_steps == 3
-    with pytest.raises(ConfigError, match="report_to"):
-        parse_config(_cfg({"path": "d"}, report_to="wandb"), FinetuneConfig, "c.yaml")
+    with pytest.raises(
+        ConfigError, match="report_to.*unknown tracker 'comet'.*tensorboard, mlflow, wandb"
+    ):
+        parse_config(_cfg({"path": "d"}, report_to="comet"), FinetuneConfig, "c.yaml")
+    for given, want in [
+        ("none", []),
+        ("tensorboard", ["tensorboard"]),
+        (["wandb", "mlflow", "wandb"], ["wandb", "mlflow"]),
+        ([], []),
+    ]:
+        cfg = parse_config(_cfg({"path": "d"}, report_to=given), FinetuneConfig, "c.yaml")
+        assert cfg.training.report_to == want
 
 
 def test_eval_summary_first_best_last():

@@ -42,6 +42,7 @@ class TrainState:
     eval_steps: int | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    trackers: Any = None  # tracking.session.Trackers: gets every metrics.jsonl row (rank 0)
 
     @property
     def metrics_path(self) -> Path:
@@ -107,6 +108,8 @@ class LexAlignEvents:
             "time": round(time.time(), 3),
         }
         append_metrics(self.state.metrics_path, record)
+        if self.state.trackers:
+            self.state.trackers.log(record)
         self.console.event("eval", **record)
         best = st.best_metric if st.best_metric is not None else logs["eval_loss"]
         self.console.info(
@@ -126,6 +129,8 @@ class LexAlignEvents:
         record["steps_per_s"] = round(done / elapsed, 3)
         record["time"] = round(time.time(), 3)
         append_metrics(state.metrics_path, record)
+        if state.trackers:
+            state.trackers.log(record)
         if state.first_loss is None:
             state.first_loss = logs["loss"]
         state.last_loss = logs["loss"]

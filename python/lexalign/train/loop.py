@@ -22,6 +22,7 @@ from ..errors import ConfigError, RuntimeFailure
 from ..io import atomic_write_text
 from ..kinds import TrainKind
 from ..plot import loss_svg, read_rows
+from ..tracking import read_record
 from .callbacks import TrainState, count_tokens, make_callback, report_rank_batches
 from .compat import cpu_resume_fix, keep_epoch_on_resume
 from .dist import is_main, world_size
@@ -155,7 +156,9 @@ def _trainer_setup(kind: TrainKind, cfg, p: Prepared, output_dir: Path, eval_ds)
         warmup_steps=t.warmup_steps,
         lr_scheduler_type=t.lr_scheduler,
         max_length=t.max_length,
-        report_to=["tensorboard"] if t.report_to == "tensorboard" else [],
+        # always an explicit list (transformers' default "all" switches on every tracker that
+        # is installed); MLflow and W&B are LexAlign's own clients (tracking/), not these
+        report_to=["tensorboard"] if "tensorboard" in t.report_to else [],
         logging_dir=str(output_dir / "tensorboard"),
         disable_tqdm=True,
         bf16=p.precision == "bf16",
@@ -282,6 +285,7 @@ def _build_trainer(run: Run, model, preemption: Preemption, setup):
             truncate_metrics(state.metrics_path, run.resumed_step)
         elif state.metrics_path.exists():
             state.metrics_path.unlink()
+    state.trackers = _start_trackers(run)
     # trl wraps the model with peft before Trainer seeds anything: seed first, so the LoRA
     # initialisation (and with it the whole run) is reproducible.
     from transformers import set_seed
@@ -306,6 +310,24 @@ def _build_trainer(run: Run, model, preemption: Preemption, setup):
     count_tokens(trainer, state)
     report_rank_batches(trainer)
     return trainer
+
+
+def _start_trackers(run: Run):
+    """The trackers report_to names (rank 0; each connects on a thread of its own)."""
+    from ..tracking import session
+
+    env = run.environment
+    tags = {
+        "lexalign.kind": str(run.kind),
+        "lexalign.image_digest": env.get("image_digest") or env.get("image_id") or "unknown",
+        "lexalign.lock_sha256": env.get("lock_sha256") or "unknown",
+        "lexalign.git_revision": os.environ.get("LEXALIGN_GIT_REVISION") or "unknown",
+        "lexalign.world_size": str(world_size()),
+    }
+    config = run.cfg.model_dump(mode="json")
+    return session.start(
+        run.cfg.training.report_to, run.output_dir, config, run.p.source, tags, run.console
+    )
 
 
 def _fit(run: Run, preemption: Preemption):
@@ -348,6 +370,8 @@ def _write_run(run: Run, status: str, train_loss: float | None = None) -> dict[s
     summary = eval_summary(rows)
     best_ckpt = run.output_dir / f"checkpoint-{summary['best_step']}" if summary else None
     atomic_write_text(run.output_dir / "loss.svg", loss_svg(rows, f"{run.kind} — {cfg.model}"))
+    if state.trackers:
+        state.trackers.drain()  # their run ids are recorded before run.json is written
     now = time.time()
     write_run_json(
         run.output_dir,
@@ -378,8 +402,11 @@ def _write_run(run: Run, status: str, train_loss: float | None = None) -> dict[s
             "data": _data_summary(p.plan),
             "best_checkpoint": str(best_ckpt) if best_ckpt and best_ckpt.is_dir() else None,
             "environment": run.environment,
+            "trackers": read_record(run.output_dir) or None,
         },
     )
+    if state.trackers:
+        state.trackers.finish(status, [run.output_dir / "run.json", run.output_dir / "loss.svg"])
     return summary
 
 

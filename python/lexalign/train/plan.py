@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import models, testing
+from .. import models, testing, tracking
 from ..config import AlignConfig, FinetuneConfig
 from ..console import Console
 from ..errors import ConfigError
@@ -170,7 +170,8 @@ def _cheap_checks(cfg: FinetuneConfig | AlignConfig, source: str) -> tuple[str, 
             "bitsandbytes QLoRA needs an x86_64 Linux machine with a CUDA GPU (PyPI's aarch64 torch is CPU only). "
             "Set quantization: none"
         )
-    if cfg.training.report_to == "tensorboard" and importlib.util.find_spec("tensorboardX") is None:
+    tracking.check(cfg.training.report_to, source)
+    if "tensorboard" in cfg.training.report_to and importlib.util.find_spec("tensorboardX") is None:
         raise ConfigError(
             f"{source}: training.report_to: tensorboard needs the tensorboardX package, which is not installed; "
             "rebuild the image (cargo xtask image) or set report_to: none"
