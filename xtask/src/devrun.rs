@@ -106,6 +106,9 @@ pub fn new(ctx: &Ctx, task: &str, cmd: Vec<String>) -> RunSpec {
         .answer()
     });
     s.env.extend(image_identity(inspect.as_deref()));
+    if let Some(rev) = crate::git::head(&ctx.exec, &ctx.sh, &ctx.root) {
+        s.env.push((policy::GIT_REVISION_ENV.to_string(), rev));
+    }
     s
 }
 

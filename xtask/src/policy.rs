@@ -87,14 +87,35 @@ pub const IMAGE_UID: u32 = 1000;
 pub const CA_IN_CONTAINER: &str = "/etc/lexalign/ca-bundle.crt";
 /// Variables that name a CA bundle, in the order they are consulted.
 pub const CA_ENV_VARS: [&str; 3] = ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"];
-/// Host variables passed into dev containers by name (values never on a command line).
-pub const PASS_ENV: [&str; 5] = [
+/// Host variables passed into dev containers by name (values never on a command line): the
+/// Hub's, then the trackers' (`training.report_to`; docs/training.md).
+pub const PASS_ENV: [&str; 15] = [
     "HF_TOKEN",
     "HF_ENDPOINT",
     "HF_HUB_OFFLINE",
     "HF_HUB_DISABLE_TELEMETRY",
     "CI",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_EXPERIMENT_NAME",
+    "WANDB_API_KEY",
+    "WANDB_MODE",
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+    "WANDB_BASE_URL",
 ];
+/// Of PASS_ENV, the variables whose values are secrets: never printed, written or on a
+/// command line (a tracking URI may carry `user:password@` too: shown redacted).
+pub const SECRET_ENV: [&str; 4] = [
+    "HF_TOKEN",
+    "WANDB_API_KEY",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+];
+/// The git revision of the tree a dev run trains from (MLflow's `lexalign.git_revision` tag).
+pub const GIT_REVISION_ENV: &str = "LEXALIGN_GIT_REVISION";
 
 /// PEP 503 normalisation of `name` is heavy (pure).
 #[cfg_attr(not(test), allow(dead_code))]

@@ -113,6 +113,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     rows.push(dev_image_row(ctx, ready));
     rows.push(ca_row());
     rows.push(token_row());
+    rows.push(trackers_row(|n| std::env::var(n).ok()));
     rows.push(gpu_row(ctx, ready));
     report(ctx, &rows)
 }
@@ -321,6 +322,47 @@ fn token_row() -> Row {
     }
 }
 
+/// A URI without its `user:password@` part (pure).
+pub fn redact_userinfo(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => uri.to_string(),
+    }
+}
+
+/// Which trackers the environment configures for `training.report_to` (pure over `get`):
+/// where MLflow logs, whether W&B is online; secrets only as "set".
+pub fn trackers_row(get: impl Fn(&str) -> Option<String>) -> Row {
+    let set = |n: &str| get(n).filter(|v| !v.trim().is_empty());
+    let mlflow = match set("MLFLOW_TRACKING_URI") {
+        Some(uri) => {
+            let auth = ["MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD"]
+                .into_iter()
+                .filter(|n| set(n).is_some())
+                .map(|n| format!(", {n} set"))
+                .collect::<String>();
+            format!("MLflow → {}{auth}", redact_userinfo(uri.trim()))
+        }
+        None => "MLflow → <output_dir>/mlruns (MLFLOW_TRACKING_URI unset)".to_string(),
+    };
+    let mode = set("WANDB_MODE").map(|m| m.trim().to_lowercase());
+    let wandb = match (mode.as_deref(), set("WANDB_API_KEY").is_some()) {
+        (Some(m), key) => format!("W&B {m} (WANDB_MODE{})", if key { ", key set" } else { "" }),
+        (None, true) => "W&B online (WANDB_API_KEY set)".to_string(),
+        (None, false) => "W&B offline (no WANDB_API_KEY; wandb sync uploads later)".to_string(),
+    };
+    row(
+        "trackers",
+        Status::Info,
+        format!("{mlflow}; {wandb}; used when report_to names them"),
+        None,
+    )
+}
+
 fn gpu_row(ctx: &Ctx, ready: Option<&Engine>) -> Row {
     let gpu = ready
         .and_then(|e| {
@@ -448,6 +490,51 @@ mod tests {
         assert!(t.contains("fix: start it"));
         assert!(!t.contains("unused"));
         assert_eq!(failed(&rows), 1);
+    }
+
+    #[test]
+    fn trackers_row_says_where_without_secrets() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let r = trackers_row(env(&[]));
+        assert!(
+            r.detail.contains("MLflow → <output_dir>/mlruns"),
+            "{}",
+            r.detail
+        );
+        assert!(r.detail.contains("W&B offline"), "{}", r.detail);
+        let r = trackers_row(env(&[
+            (
+                "MLFLOW_TRACKING_URI",
+                "https://me:s3cret-pw@mlflow.example:5000/x",
+            ),
+            ("MLFLOW_TRACKING_TOKEN", "tok-value-123"),
+            ("WANDB_API_KEY", "key-value-456"),
+        ]));
+        assert!(
+            r.detail
+                .contains("MLflow → https://***@mlflow.example:5000/x, MLFLOW_TRACKING_TOKEN set"),
+            "{}",
+            r.detail
+        );
+        assert!(r.detail.contains("W&B online (WANDB_API_KEY set)"));
+        for secret in ["s3cret-pw", "tok-value-123", "key-value-456", "me:"] {
+            assert!(!r.detail.contains(secret), "{}", r.detail);
+        }
+        let r = trackers_row(env(&[("WANDB_MODE", "Disabled"), ("WANDB_API_KEY", "k")]));
+        assert!(
+            r.detail.contains("W&B disabled (WANDB_MODE, key set)"),
+            "{}",
+            r.detail
+        );
+        assert_eq!(redact_userinfo("http://h:1/a@b"), "http://h:1/a@b");
+        assert_eq!(redact_userinfo("file:///tmp/x"), "file:///tmp/x");
     }
 
     #[test]
