@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+# Hermetic: a developer's tracker settings (passed into dev containers by name) never reach
+# the tests' runs; the tracker tests set their own.
+for _name in [n for n in os.environ if n.startswith(("MLFLOW_", "WANDB_"))]:
+    del os.environ[_name]
+
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 sys.path.insert(0, str(HERE))

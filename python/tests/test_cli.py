@@ -16,8 +16,8 @@ def test_help_imports_no_heavy_modules(script, tmp_path):
         f"import sys, runpy; sys.argv = [{script + '.py'!r}, '--help']\n"
         f"try:\n    runpy.run_path({str(PROJECT / (script + '.py'))!r}, run_name='__main__')\n"
         "except SystemExit as e:\n    print('EXIT=' + str(e.code))\n"
-        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'huggingface_hub', 'pydantic')"
-        " if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'huggingface_hub', 'pydantic',"
+        " 'mlflow', 'wandb', 'deepspeed') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))\n"
     )
     p = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True)
@@ -44,6 +44,15 @@ def test_lexalign_entry_point_and_module(tmp_path):
         text=True,
     )
     assert p.returncode == 0 and "Usage: lexalign download" in p.stdout
+    code = (
+        "import sys, runpy; sys.argv = ['lexalign', 'sync-metrics', '--help']\n"
+        "try:\n    runpy.run_module('lexalign', run_name='__main__')\n"
+        "except SystemExit as e:\n    print('EXIT=' + str(e.code))\n"
+        "print('HEAVY=' + ','.join(m for m in ('mlflow', 'wandb', 'torch') if m in sys.modules))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True)
+    assert "Usage: lexalign sync-metrics" in p.stdout and "--to [mlflow]" in p.stdout, p.stderr
+    assert p.stdout.strip().endswith("HEAVY="), p.stdout[-300:]
 
 
 def test_download_dry_run_imports_no_torch(tmp_path, hub, hub_env):

@@ -201,6 +201,29 @@ def test_a_resumed_run_continues_the_same_tracked_runs(tmp_path, tiny_model):
     assert got == want
 
 
+def test_under_torchrun_only_rank_0_reports(tmp_path, tiny_model):
+    out = tmp_path / "ddp"
+    proc = start(
+        config(tmp_path, tiny_model, out, "[mlflow, wandb]", steps=4), tmp_path, torchrun=True
+    )
+    log = finish(proc, timeout=300)
+    assert proc.returncode == 0, log
+    record = json.loads((out / "run.json").read_text())
+    assert record["world_size"] == 2
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    from mlflow.tracking import MlflowClient
+
+    uri = (out / "mlruns").as_uri()
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert [r.info.run_id for r in runs] == [record["trackers"]["mlflow"]["run_id"]]
+    assert runs[0].data.tags["lexalign.world_size"] == "2"
+    want = expected(out)
+    assert mlflow_history(uri, runs[0].info.run_id, want) == want
+    assert len(list((out / "wandb").glob("offline-run-*"))) == 1
+    assert log.count("mlflow: run ") == 1, log
+
+
 def test_no_tracker_runs_unless_named(tmp_path, tiny_model):
     """Both clients installed, both configured in the environment: report_to none starts none."""
     store = tmp_path / "store"

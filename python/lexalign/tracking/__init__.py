@@ -26,7 +26,7 @@ RECORD = "trackers.json"
 # Variables that carry tracker credentials: passed into containers by name, never written.
 SECRET_VARS = tuple(n for n in SECRET_ENV if n != "HF_TOKEN")
 # URI schemes the image's MLflow client (mlflow-skinny) can log to by itself.
-CLIENT_SCHEMES = ("http", "https", "file", "databricks")
+CLIENT_SCHEMES = ("http", "https", "file", "databricks", "databricks-uc")
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
@@ -72,6 +72,8 @@ def check_mlflow_uri(uri: str, where: str) -> None:
         port = parts.port
     except ValueError as exc:
         raise ConfigError(f"{where}: MLFLOW_TRACKING_URI {shown} is malformed ({exc})") from None
+    if uri in ("databricks", "databricks-uc"):
+        return  # the Databricks workspace of the default profile
     scheme = parts.scheme.split("+")[0].lower()
     if scheme in SQL_SCHEMES:
         raise ConfigError(
