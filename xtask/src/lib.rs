@@ -32,3 +32,5 @@ pub mod util;
 pub mod docs_check;
 #[cfg(test)]
 pub mod tidy;
+#[cfg(test)]
+pub mod tidy_layers;

@@ -67,7 +67,12 @@ pub const LAUNCHER: [&str; 3] = ["python", "-m", "lexalign.launch"];
 /// builds the wheel from it (pure Python, no compiler), so they need no wheel per platform.
 pub const BUILT_FROM_SDIST: [&str; 1] = ["deepspeed"];
 /// The Dockerfile stages that install dependencies: `image` reports them cached or rebuilt.
-pub const DEPS_STAGES: [&str; 2] = ["deps-heavy", "deps"];
+pub const DEPS_STAGES: [&str; 4] = ["deps-heavy", "deps-huge", "deps-big", "deps"];
+/// The dependency tiers above the heavy one: a package whose largest artifact in the lock (any
+/// wheel, or the sdist) is at least this many MB goes in the deps-huge, then deps-big layer
+/// (`ARG HUGE_PACKAGE_MB`, `ARG BIG_PACKAGE_MB`; docker/lock_subset.py). The rest, the small
+/// packages, go in the last layer: a bump of one of them reinstalls only those.
+pub const LAYER_TIERS_MB: [(&str, u32); 2] = [("HUGE_PACKAGE_MB", 15), ("BIG_PACKAGE_MB", 1)];
 /// The BuildKit secret id of the CA bundle.
 pub const CA_SECRET_ID: &str = "ca";
 pub const APP_DIR: &str = "/app";

@@ -143,6 +143,52 @@ pub(crate) fn editing_a_py_file_reuses_the_dependency_layer() {
     sh(&engine(), &["rmi", "-f", tag]);
 }
 
+/// The `deps:` line `image` prints when exactly the tiers from `first` on were rebuilt.
+fn deps_line(first: usize) -> String {
+    let parts: Vec<String> = policy::DEPS_STAGES
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{s} {}", if i < first { "cached" } else { "rebuilt" }))
+        .collect();
+    format!("deps:    rebuilt ({})", parts.join(", "))
+}
+
+/// A lock change rebuilds the layer of the lightest tier it touches and those above it: a
+/// small package's change only the last dependency layer (seconds), a mid-size one's
+/// (transformers) the last two; the heavy and huge layers stay cached.
+pub(crate) fn a_lock_change_rebuilds_only_the_tiers_it_touches() {
+    let _ = built_image();
+    let tree = copy_build_tree("lock-tiers");
+    let lock = tree.join(policy::LOCKFILE);
+    let original = std::fs::read_to_string(&lock).unwrap();
+    let last = policy::DEPS_STAGES.len() - 1;
+    // a small package (rich, a wheel of 0.2 MB), then a mid-size one (transformers, 12 MB)
+    for (edit, first) in [("rich", last), ("transformers", last - 1)] {
+        let marker = format!("name = \"{edit}\"\n");
+        assert!(original.contains(&marker), "{edit} is not in the lock");
+        let text = original.replacen(&marker, &format!("{marker}# e2e: {edit} changed\n"), 1);
+        std::fs::write(&lock, text).unwrap();
+        let tag = format!("lexalign-e2e:tier-{edit}");
+        let started = Instant::now();
+        let r = xtask(
+            &["--image", &tag, "image"],
+            &[("LEXALIGN_ROOT", tree.to_str().unwrap())],
+        );
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(
+            r.stdout.contains(&deps_line(first)),
+            "{edit}: want `{}`:\n{}",
+            deps_line(first),
+            r.all()
+        );
+        eprintln!(
+            "rebuild after a change to {edit}'s lock entry: {:?}",
+            started.elapsed()
+        );
+        let _ = sh(&engine(), &["rmi", &tag]);
+    }
+}
+
 pub(crate) fn no_secret_in_history_inspect_or_layers() {
     let (img, ca_canary) = built_image();
     let history = sh(&engine(), &["history", "--no-trunc", img]).all();

@@ -36,6 +36,10 @@ fn main() {
             editing_a_py_file_reuses_the_dependency_layer,
         ),
         (
+            "a_lock_change_rebuilds_only_the_tiers_it_touches",
+            a_lock_change_rebuilds_only_the_tiers_it_touches,
+        ),
+        (
             "no_secret_in_history_inspect_or_layers",
             no_secret_in_history_inspect_or_layers,
         ),

@@ -28,7 +28,7 @@ impl Group {
         match self {
             Group::ColdBuild => &["cold-build"],
             Group::Rebuilds => &["warm-rebuild", "noop-rebuild"],
-            Group::LockChange => &["lock-change", "lock-change-nocache"],
+            Group::LockChange => &["lock-change", "lock-change-nocache", "lock-change-mid"],
             Group::Startup => &[
                 "container-start",
                 "true-direct",
