@@ -66,6 +66,12 @@ pub const LAUNCHER: [&str; 3] = ["python", "-m", "lexalign.launch"];
 /// Packages PyPI ships only as a source archive: the lock pins the archive's hash and the image
 /// builds the wheel from it (pure Python, no compiler), so they need no wheel per platform.
 pub const BUILT_FROM_SDIST: [&str; 1] = ["deepspeed"];
+/// The cargo test targets of tests/ that need no engine (the fake engine, lint): `ci` runs them
+/// with xtask's own tests first, alone, before the image is built. Every other test target of
+/// tests/ runs on the custom harness (`harness = false`) and is an engine test.
+pub const FAST_CARGO_TESTS: [&str; 2] = ["fake_engine", "lint"];
+/// The package of the end-to-end tests (tests/Cargo.toml).
+pub const E2E_PACKAGE: &str = "lexalign-e2e";
 /// The Dockerfile stages that install dependencies: `image` reports them cached or rebuilt.
 pub const DEPS_STAGES: [&str; 4] = ["deps-heavy", "deps-huge", "deps-big", "deps"];
 /// The dependency tiers above the heavy one: a package whose largest artifact in the lock (any

@@ -6,6 +6,7 @@ use crate::cli::{CiArgs, ImageArgs, PinsArgs};
 use crate::ctx::Ctx;
 use crate::error::{code_of, fail, finish, Result};
 use crate::exec::Proc;
+use crate::policy;
 use crate::tasks::{help_check, image, pins, pytest, smoke};
 use std::time::{Duration, Instant};
 
@@ -14,25 +15,29 @@ mod arm64;
 /// One step of the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    CargoTest,
+    CargoFast,
     PinsCheck,
     Image,
     Smoke,
     HelpCheck,
     TestUnit,
+    CargoEngine,
     TestE2e,
     Arm64,
 }
 
-/// The chain, in order: cheap checks first, then the image and what needs it, then the arm64
-/// leg (emulated on x86 engines; skipped with the fix when the engine cannot run arm64).
-pub const STEPS: [Step; 8] = [
-    Step::CargoTest,
+/// The chain, in order: the cargo tests that need no engine first and alone (seconds), the
+/// cheap checks, then the image — built once, with the layer cache — and everything that needs
+/// it (the engine's cargo tests build it again only in name: every layer is cached), then the
+/// arm64 leg (emulated on x86 engines; skipped with the fix when the engine cannot run arm64).
+pub const STEPS: [Step; 9] = [
+    Step::CargoFast,
     Step::PinsCheck,
     Step::Image,
     Step::Smoke,
     Step::HelpCheck,
     Step::TestUnit,
+    Step::CargoEngine,
     Step::TestE2e,
     Step::Arm64,
 ];
@@ -40,22 +45,46 @@ pub const STEPS: [Step; 8] = [
 impl Step {
     pub fn name(self) -> &'static str {
         match self {
-            Step::CargoTest => "cargo test",
+            Step::CargoFast => "cargo test (fast)",
             Step::PinsCheck => "pins --check",
             Step::Image => "image",
             Step::Smoke => "smoke",
             Step::HelpCheck => "help-check",
             Step::TestUnit => "test-unit",
+            Step::CargoEngine => "cargo test (engine)",
             Step::TestE2e => "test-e2e",
             Step::Arm64 => "arm64",
         }
     }
 
-    /// `cargo test --workspace --locked`, with the image under test named for the e2e tests.
-    pub fn cargo_test(ctx: &Ctx) -> Proc {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        Proc::change(ctx.sh.cmd(cargo).args(["test", "--workspace", "--locked"]))
-            .env("LEXALIGN_IMAGE", ctx.image())
+    /// The cargo tests that need no engine: xtask's own (units, tidy, docs), the fake engine's
+    /// and the lint tests.
+    pub fn cargo_fast(ctx: &Ctx) -> Vec<Proc> {
+        let mut e2e = vec!["test", "--locked", "-p", policy::E2E_PACKAGE];
+        for t in policy::FAST_CARGO_TESTS {
+            e2e.extend(["--test", t]);
+        }
+        vec![
+            Proc::change(
+                ctx.sh
+                    .cmd(cargo())
+                    .args(["test", "--locked", "-p", "xtask"]),
+            ),
+            Proc::change(ctx.sh.cmd(cargo()).args(e2e)),
+        ]
+    }
+
+    /// The engine tests (every other test target of tests/), with the image under test named.
+    pub fn cargo_engine(ctx: &Ctx) -> Result<Proc> {
+        let manifest = ctx.root.join("tests/Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| fail(format!("cannot read {}: {e}", manifest.display())))?;
+        let mut args = vec!["test".to_string(), "--locked".into(), "-p".into()];
+        args.push(policy::E2E_PACKAGE.into());
+        for t in engine_tests(&text)? {
+            args.extend(["--test".to_string(), t]);
+        }
+        Ok(Proc::change(ctx.sh.cmd(cargo()).args(args)).env("LEXALIGN_IMAGE", ctx.image()))
     }
 
     /// Run the step; `Ok(Some(reason))` when it was skipped.
@@ -69,7 +98,10 @@ impl Step {
     fn run_plain(self, ctx: &Ctx) -> Result<()> {
         match self {
             Step::Arm64 => unreachable!("run() handles the arm64 leg"),
-            Step::CargoTest => ctx.status_ok(Step::cargo_test(ctx)),
+            Step::CargoFast => Step::cargo_fast(ctx)
+                .into_iter()
+                .try_for_each(|p| ctx.status_ok(p)),
+            Step::CargoEngine => ctx.status_ok(Step::cargo_engine(ctx)?),
             Step::PinsCheck => pins::run(
                 ctx,
                 &PinsArgs {
@@ -92,6 +124,35 @@ impl Step {
     }
 }
 
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The engine test targets of tests/Cargo.toml: its `[[test]]` entries on the custom harness
+/// (pure). Refuses a manifest where a fast target is one of them.
+pub fn engine_tests(manifest: &str) -> Result<Vec<String>> {
+    let v: toml::Value =
+        toml::from_str(manifest).map_err(|e| fail(format!("tests/Cargo.toml: {e}")))?;
+    let mut out = Vec::new();
+    for t in v
+        .get("test")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let name = t.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+        if t.get("harness").and_then(|h| h.as_bool()) == Some(false) {
+            if policy::FAST_CARGO_TESTS.contains(&name) {
+                return Err(fail(format!(
+                    "tests/Cargo.toml: `{name}` is a fast test (policy::FAST_CARGO_TESTS) on the engine tests' harness"
+                )));
+            }
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Passed,
@@ -103,8 +164,8 @@ pub enum Outcome {
 
 /// The summary table (pure).
 pub fn summary(results: &[(Step, Outcome, Duration)]) -> String {
-    let mut s = format!("\n{:<14} {:<10} {:>9}\n", "step", "status", "seconds");
-    s.push_str(&format!("{}\n", "-".repeat(35)));
+    let mut s = format!("\n{:<20} {:<10} {:>9}\n", "step", "status", "seconds");
+    s.push_str(&format!("{}\n", "-".repeat(41)));
     let mut total = Duration::ZERO;
     for (step, outcome, took) in results {
         total += *took;
@@ -115,13 +176,13 @@ pub fn summary(results: &[(Step, Outcome, Duration)]) -> String {
             Outcome::Planned => "planned".to_string(),
         };
         s.push_str(&format!(
-            "{:<14} {status:<10} {:>9.1}\n",
+            "{:<20} {status:<10} {:>9.1}\n",
             step.name(),
             took.as_secs_f64()
         ));
     }
     s.push_str(&format!(
-        "{:<14} {:<10} {:>9.1}\n",
+        "{:<20} {:<10} {:>9.1}\n",
         "total",
         "",
         total.as_secs_f64()
@@ -217,5 +278,37 @@ mod tests {
         assert!(lines[3].starts_with("smoke") && lines[3].contains("FAILED(1)"));
         assert!(lines[4].contains("skipped") && lines[5].contains("planned"));
         assert!(lines[6].starts_with("total") && lines[6].ends_with("3.5"));
+    }
+
+    #[test]
+    fn engine_tests_are_the_custom_harness_targets() {
+        let manifest = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/Cargo.toml"),
+        )
+        .unwrap();
+        let engine = engine_tests(&manifest).unwrap();
+        for t in ["docker", "editors", "scaleout", "slurm", "trackers"] {
+            assert!(engine.iter().any(|e| e == t), "{t} missing from {engine:?}");
+        }
+        // every test file or folder of tests/tests is one or the other
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tests");
+        for e in std::fs::read_dir(dir).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().replace(".rs", "");
+            let fast = policy::FAST_CARGO_TESTS.contains(&name.as_str());
+            assert!(
+                name == "common" || fast != engine.contains(&name),
+                "tests/tests/{name}: neither a fast test (policy::FAST_CARGO_TESTS) nor an engine test, or both"
+            );
+        }
+        let bad = "[[test]]\nname = \"lint\"\nharness = false\n";
+        assert!(engine_tests(bad).is_err());
+        assert!(engine_tests("not toml [").is_err());
+    }
+
+    #[test]
+    fn the_fast_cargo_tests_come_first_and_the_engine_ones_after_the_image() {
+        let pos = |s: Step| STEPS.iter().position(|x| *x == s).unwrap();
+        assert_eq!(pos(Step::CargoFast), 0);
+        assert!(pos(Step::CargoEngine) > pos(Step::Image));
     }
 }
