@@ -23,7 +23,7 @@ from lexalign.tracking import (
     read_record,
     write_record,
 )
-from lexalign.tracking.session import Trackers, Worker
+from lexalign.tracking.session import RunInfo, Trackers, Worker
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ class Fake(Worker):
     name = "fake"
 
     def __init__(self, tmp: Path, fail_at: int | None = None, hang: float = 0, open_fails=False):
-        super().__init__(tmp, Console("human"))
+        super().__init__(RunInfo(tmp, "c"), Console("human"))
         self.sent: list[int] = []
         self.closed = None
         self.fail_at, self.hang, self.open_fails = fail_at, hang, open_fails

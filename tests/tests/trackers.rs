@@ -285,30 +285,33 @@ fn config(py: &Path, name: &str, report_to: &str, steps: u32) -> String {
     rel
 }
 
-/// `cargo xtask run` of finetune on the host network with these variables (passed by name).
-fn finetune(py: &Path, cfg: &str, hooks: &str, env: &[(&str, &str)]) -> Command {
+/// `cargo xtask run` in the image on the host network, with these test hooks and variables
+/// (passed by name), of `cmd`.
+fn dev_run(py: &Path, hooks: &str, env: &[(&str, &str)], cmd: &[&str]) -> Command {
     let (img, _) = built_image();
     let hooks = format!("--engine-arg=--env=LEXALIGN_TESTING={hooks}");
-    let mut c = xtask_cmd(&[
+    let py = py.to_str().unwrap();
+    let mut args = vec![
         "--image",
         img,
         "--python-dir",
-        py.to_str().unwrap(),
+        py,
         "run",
         "--network",
         "host",
-        &hooks,
-        "--",
-        "python",
-        "finetune.py",
-        "--config",
-        cfg,
-    ]);
+    ];
+    args.extend([hooks.as_str(), "--"]);
+    args.extend(cmd);
+    let mut c = xtask_cmd(&args);
     c.env("LEXALIGN_PROJECT", PROJECT);
     for (k, v) in env {
         c.env(k, v);
     }
     c
+}
+
+fn finetune(py: &Path, cfg: &str, hooks: &str, env: &[(&str, &str)]) -> Command {
+    dev_run(py, hooks, env, &["python", "finetune.py", "--config", cfg])
 }
 
 fn spawn(mut c: Command, log: &Path) -> Child {
@@ -372,20 +375,11 @@ fn the_servers_history_holds_every_value_and_a_killed_run_stays_one_run() {
     let env = tracker_env(&server.uri(), "e2e-killed");
     let env = pairs(&env);
     // the secrets reach the container (by name): otherwise "not in any file" proves nothing
-    let (img, _) = built_image();
-    let seen = xtask(
-        &[
-            "--image",
-            img,
-            "--python-dir",
-            py.to_str().unwrap(),
-            "run",
-            "--",
-            "python",
-            "-c",
-            "import os; print(len(os.environ['WANDB_API_KEY']), len(os.environ['MLFLOW_TRACKING_PASSWORD']))",
-        ],
-        &env,
+    let probe = "import os; print(len(os.environ['WANDB_API_KEY']), len(os.environ['MLFLOW_TRACKING_PASSWORD']))";
+    let seen = Run::from(
+        dev_run(&py, "{}", &env, &["python", "-c", probe])
+            .output()
+            .unwrap(),
     );
     assert_eq!(
         seen.stdout.trim(),
@@ -525,29 +519,18 @@ fn a_server_that_dies_mid_run_costs_a_warning_and_sync_metrics_fills_the_gap() {
         .as_str()
         .unwrap()
         .to_string();
-    let (img, _) = built_image();
     let sync = || {
-        let r = xtask(
-            &[
-                "--image",
-                img,
-                "--python-dir",
-                py.to_str().unwrap(),
-                "run",
-                "--network",
-                "host",
-                "--",
-                "python",
-                "-m",
-                "lexalign",
-                "sync-metrics",
-                "outputs/down",
-                "--to",
-                "mlflow",
-                "--json",
-            ],
-            &env,
-        );
+        let cmd = [
+            "python",
+            "-m",
+            "lexalign",
+            "sync-metrics",
+            "outputs/down",
+            "--to",
+            "mlflow",
+            "--json",
+        ];
+        let r = Run::from(dev_run(&py, "{}", &env, &cmd).output().unwrap());
         assert_eq!(r.code, 0, "{}", r.all());
         let line = r
             .stdout

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..console import Console
 from . import flat_params, metric_values, mlflow_uri, read_record, shown_uri, write_record
-from .session import Worker
+from .session import RunInfo, Worker
 
 # A server that does not answer costs a few seconds, not MLflow's default 120 s x 7 retries.
 HTTP_DEFAULTS = {
@@ -118,16 +118,9 @@ def log_files(client, run_id: str, files: list[Path]) -> None:
 class MlflowRun(Worker):
     name = "mlflow"
 
-    def __init__(
-        self,
-        output_dir: Path,
-        console: Console,
-        config: dict[str, Any],
-        name: str,
-        tags: dict[str, str],
-    ) -> None:
-        super().__init__(output_dir, console)
-        self.params, self.run_name, self.tags = flat_params(config), name, tags
+    def __init__(self, run: RunInfo, console: Console) -> None:
+        super().__init__(run, console)
+        self.params, self.run_name, self.tags = flat_params(run.config), run.name, run.tags
         self.client = self.run_id = None
 
     def open(self) -> None:

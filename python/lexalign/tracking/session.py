@@ -9,6 +9,7 @@ import os
 import queue
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,24 @@ from ..errors import one_line, redact
 FLUSH_S = float(os.environ.get("LEXALIGN_TRACKER_FLUSH_S", "20"))
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """What a tracker is told about the run."""
+
+    output_dir: Path
+    name: str  # the config file's name: the default experiment (MLflow) and project (W&B)
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved config
+    tags: dict[str, str] = field(default_factory=dict)  # image, lock, git revision, world size
+
+
 class Worker:
     """One tracker client on its own thread. Subclasses implement open/send/close; every call
     runs on the thread, in order."""
 
     name = "tracker"
 
-    def __init__(self, output_dir: Path, console: Console) -> None:
-        self.output_dir, self.console = output_dir, console
+    def __init__(self, run: RunInfo, console: Console) -> None:
+        self.run_info, self.output_dir, self.console = run, run.output_dir, console
         self.failed = False
         self.unsent = 0
         self._queue: queue.Queue = queue.Queue()
@@ -158,15 +169,15 @@ def start(
     if not is_main():
         return Trackers([])
     workers: list[Worker] = []
-    name = Path(source).stem or output_dir.name
+    run = RunInfo(output_dir, Path(source).stem or output_dir.name, config, tags)
     if "mlflow" in report_to:
         from .mlflow_run import MlflowRun
 
-        workers.append(MlflowRun(output_dir, console, config, name, tags))
+        workers.append(MlflowRun(run, console))
     if "wandb" in report_to:
         from .wandb_run import WandbRun
 
-        workers.append(WandbRun(output_dir, console, config, name, tags))
+        workers.append(WandbRun(run, console))
     for w in workers:
         w.start()
     return Trackers(workers)

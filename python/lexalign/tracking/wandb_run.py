@@ -12,7 +12,7 @@ from typing import Any
 
 from ..console import Console
 from . import metric_values, read_record, write_record
-from .session import Worker
+from .session import RunInfo, Worker
 
 INIT_TIMEOUT_S = 30.0
 
@@ -33,17 +33,10 @@ def offline_runs(output_dir: Path, run_id: str) -> list[Path]:
 class WandbRun(Worker):
     name = "wandb"
 
-    def __init__(
-        self,
-        output_dir: Path,
-        console: Console,
-        config: dict[str, Any],
-        name: str,
-        tags: dict[str, str],
-    ) -> None:
-        super().__init__(output_dir, console)
-        self.config, self.project = config, os.environ.get("WANDB_PROJECT", "").strip() or name
-        self.tags = tags
+    def __init__(self, run: RunInfo, console: Console) -> None:
+        super().__init__(run, console)
+        self.config, self.tags = run.config, run.tags
+        self.project = os.environ.get("WANDB_PROJECT", "").strip() or run.name
         self.run = None
         self.mode = mode()
 
