@@ -166,7 +166,16 @@ pub(crate) fn a_lock_change_rebuilds_only_the_tiers_it_touches() {
     for (edit, first) in [("rich", last), ("transformers", last - 1)] {
         let marker = format!("name = \"{edit}\"\n");
         assert!(original.contains(&marker), "{edit} is not in the lock");
-        let text = original.replacen(&marker, &format!("{marker}# e2e: {edit} changed\n"), 1);
+        // unique to this run: the build cache must not already hold this lock
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let text = original.replacen(
+            &marker,
+            &format!("{marker}# e2e: {edit} changed ({stamp})\n"),
+            1,
+        );
         std::fs::write(&lock, text).unwrap();
         let tag = format!("lexalign-e2e:tier-{edit}");
         let started = Instant::now();
