@@ -62,10 +62,14 @@ fn server_venv() -> PathBuf {
         r.all()
     );
     let spec = format!("mlflow=={version}");
-    let r = sh(
-        dir.join("bin/pip").to_str().unwrap(),
-        &["install", "--quiet", "--disable-pip-version-check", &spec],
-    );
+    let mut args = vec!["install", "--quiet", "--disable-pip-version-check"];
+    // behind a TLS-intercepting proxy: the CA bundle the environment names (as the xtask does)
+    let ca = policy::ca_bundle_from_env();
+    if let Some(ca) = &ca {
+        args.extend(["--cert", ca.to_str().unwrap()]);
+    }
+    args.push(&spec);
+    let r = sh(dir.join("bin/pip").to_str().unwrap(), &args);
     assert_eq!(r.code, 0, "pip install {spec}: {}", r.all());
     std::fs::write(&stamp, &spec).unwrap();
     dir
