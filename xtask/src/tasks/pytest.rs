@@ -29,6 +29,9 @@ impl Suite {
     }
 }
 
+/// How many of the slowest tests pytest lists at the end of a run.
+pub const DURATIONS: usize = 15;
+
 /// Where a `--junit-dir` is mounted in the container.
 pub const JUNIT_IN_CONTAINER: &str = "/junit";
 
@@ -49,6 +52,8 @@ pub fn pytest_cmd(suite: Suite, junit: bool, extra: &[String], cpus: usize) -> V
         // the fast tier in parallel (pytest-xdist); `-- -n 0` runs it in one process
         cmd.extend(["-n".into(), unit_workers(cpus).to_string()]);
     }
+    // where the time goes: the slowest tests at the end of every run (docs/testing.md)
+    cmd.push(format!("--durations={DURATIONS}"));
     if junit {
         cmd.push(format!(
             "--junitxml={JUNIT_IN_CONTAINER}/{}.xml",
@@ -95,12 +100,12 @@ mod tests {
         let c = pytest_cmd(Suite::Unit, false, &["-k".into(), "config".into()], 2);
         assert_eq!(c[..4], ["python", "-m", "pytest", "-m"]);
         assert_eq!(c[4], "not integration and not hub and not gpu");
-        assert_eq!(c[5..], ["-n", "4", "-k", "config"]);
+        assert_eq!(c[5..], ["-n", "4", "--durations=15", "-k", "config"]);
         assert_eq!(unit_workers(2), 4);
         assert_eq!(unit_workers(0), 2);
         assert_eq!(unit_workers(64), 32);
         let c = pytest_cmd(Suite::E2e, true, &[], 2);
         assert_eq!(c[4], "integration and not hub and not gpu");
-        assert_eq!(c[5], "--junitxml=/junit/test-e2e.xml");
+        assert_eq!(c[5..], ["--durations=15", "--junitxml=/junit/test-e2e.xml"]);
     }
 }
