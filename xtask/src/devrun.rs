@@ -114,7 +114,9 @@ pub fn new(ctx: &Ctx, task: &str, cmd: Vec<String>) -> RunSpec {
         .answer()
     });
     s.env.extend(image_identity(inspect.as_deref()));
-    if let Some(rev) = crate::git::head(&ctx.exec, &ctx.sh, &ctx.root) {
+    let rev = crate::git::head_from_files(&ctx.root)
+        .or_else(|| crate::git::head(&ctx.exec, &ctx.sh, &ctx.root));
+    if let Some(rev) = rev {
         s.env.push((policy::GIT_REVISION_ENV.to_string(), rev));
     }
     s
