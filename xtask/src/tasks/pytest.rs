@@ -42,16 +42,25 @@ pub fn unit_workers(cpus: usize) -> usize {
     (2 * cpus.max(1)).min(32)
 }
 
+/// pytest-xdist workers for the integration tier: one per CPU, at most 4. Its tests train tiny
+/// models, but each also waits on interpreter starts and torch imports of the CLIs it runs
+/// (measured on 2 cores: 631 s in one process, 425 s with 2 workers, every test passing).
+pub fn e2e_workers(cpus: usize) -> usize {
+    cpus.clamp(1, 4)
+}
+
 /// The pytest command line inside the container (pure). A later `-m` or `-n` in `extra` wins.
 pub fn pytest_cmd(suite: Suite, junit: bool, extra: &[String], cpus: usize) -> Vec<String> {
     let mut cmd: Vec<String> = ["python", "-m", "pytest", "-m", suite.marker()]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    if suite == Suite::Unit {
-        // the fast tier in parallel (pytest-xdist); `-- -n 0` runs it in one process
-        cmd.extend(["-n".into(), unit_workers(cpus).to_string()]);
-    }
+    // both tiers in parallel (pytest-xdist); `-- -n 0` runs one in a single process
+    let workers = match suite {
+        Suite::Unit => unit_workers(cpus),
+        Suite::E2e => e2e_workers(cpus),
+    };
+    cmd.extend(["-n".into(), workers.to_string()]);
     // where the time goes: the slowest tests at the end of every run (docs/testing.md)
     cmd.push(format!("--durations={DURATIONS}"));
     if junit {
@@ -106,6 +115,15 @@ mod tests {
         assert_eq!(unit_workers(64), 32);
         let c = pytest_cmd(Suite::E2e, true, &[], 2);
         assert_eq!(c[4], "integration and not hub and not gpu");
-        assert_eq!(c[5..], ["--durations=15", "--junitxml=/junit/test-e2e.xml"]);
+        assert_eq!(
+            c[5..],
+            [
+                "-n",
+                "2",
+                "--durations=15",
+                "--junitxml=/junit/test-e2e.xml"
+            ]
+        );
+        assert_eq!((e2e_workers(0), e2e_workers(16)), (1, 4));
     }
 }
