@@ -64,7 +64,7 @@ pub(super) fn cold_image(b: &Bench) -> Result<f64> {
 
 pub fn cold_build(b: &Bench, quick: bool) -> Result<Vec<Row>> {
     let mut row = Row::new("cold-build", "cold image build", "s");
-    row.target = Some(Target::RatioAtMost(1.3));
+    row.target = Some(Target::RatioAtMost(1.25));
     row.peer_name = "uv pip sync on the host";
     if quick {
         return Ok(vec![row.unavailable("not measured: skipped with --quick")]);
