@@ -6,28 +6,37 @@ use crate::policy;
 use crate::tidy::repo;
 use std::path::Path;
 
-#[test]
-fn the_build_stage_splits_the_lock_by_the_heavy_rule() {
-    // Run docker/lock_subset.py (what the lock-split stage runs) on the real lock and compare
-    // with policy::is_heavy over the same lock.
-    let out = std::env::temp_dir().join(format!("tidy-heavy-{}.toml", std::process::id()));
+/// Run docker/lock_subset.py (what the lock-split stage runs) on the real lock with the heavy
+/// patterns (and a weight, if given); the subset's text.
+fn lock_subset(tag: &str, min_mb: Option<u32>) -> String {
+    let out = std::env::temp_dir().join(format!("tidy-{tag}-{}.toml", std::process::id()));
     let sh = xshell::Shell::new().unwrap();
+    let mut cmd = sh
+        .cmd("python3")
+        .arg(repo().join("docker/lock_subset.py"))
+        .arg(repo().join(policy::LOCKFILE))
+        .arg(&out)
+        .arg(policy::HEAVY_PACKAGES.join(" "));
+    if let Some(mb) = min_mb {
+        cmd = cmd.arg(mb.to_string());
+    }
     let run = crate::exec::Exec::default()
-        .capture(crate::exec::Proc::query(
-            sh.cmd("python3")
-                .arg(repo().join("docker/lock_subset.py"))
-                .arg(repo().join(policy::LOCKFILE))
-                .arg(&out)
-                .arg(policy::HEAVY_PACKAGES.join(" ")),
-        ))
+        .capture(crate::exec::Proc::query(cmd))
         .unwrap();
     assert!(
         run.ok(),
         "python3 docker/lock_subset.py failed (python3 ≥ 3.11 is needed): {}",
         run.first_error_line()
     );
-    let subset = std::fs::read_to_string(&out).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
+    text
+}
+
+#[test]
+fn the_build_stage_splits_the_lock_by_the_heavy_rule() {
+    // the heavy subset against policy::is_heavy over the same lock
+    let subset = lock_subset("heavy", None);
     let lock_path = repo().join(policy::LOCKFILE);
     let lock =
         crate::lockfile::parse(&lock_path, &std::fs::read_to_string(&lock_path).unwrap()).unwrap();
@@ -83,22 +92,7 @@ fn names(packages: &[toml::Value]) -> Vec<String> {
 /// docker/lock_subset.py's cut of the real lock at `mb` (the heavy packages included): its
 /// packages and its text.
 fn cut_tier(mb: u32, run: u32) -> (Vec<String>, String) {
-    let sh = xshell::Shell::new().unwrap();
-    let out =
-        std::env::temp_dir().join(format!("tidy-tier-{mb}-{run}-{}.toml", std::process::id()));
-    let r = crate::exec::Exec::default()
-        .capture(crate::exec::Proc::query(
-            sh.cmd("python3")
-                .arg(repo().join("docker/lock_subset.py"))
-                .arg(repo().join(policy::LOCKFILE))
-                .arg(&out)
-                .arg(policy::HEAVY_PACKAGES.join(" "))
-                .arg(mb.to_string()),
-        ))
-        .unwrap();
-    assert!(r.ok(), "lock_subset.py: {}", r.first_error_line());
-    let text = std::fs::read_to_string(&out).unwrap();
-    let _ = std::fs::remove_file(&out);
+    let text = lock_subset(&format!("tier-{mb}-{run}"), Some(mb));
     let v: toml::Value = toml::from_str(&text).unwrap();
     (names(v["packages"].as_array().unwrap()), text)
 }

@@ -39,7 +39,6 @@ class Worker:
     def __init__(self, run: RunInfo, console: Console) -> None:
         self.run_info, self.output_dir, self.console = run, run.output_dir, console
         self.failed = False
-        self.unsent = 0
         self._queue: queue.Queue = queue.Queue()
         self._idle = threading.Event()
         self._thread = threading.Thread(
@@ -67,7 +66,6 @@ class Worker:
     def log(self, row: dict[str, Any]) -> None:
         if not self.failed:
             self._idle.clear()
-            self.unsent += 1
             self._queue.put(("row", row))
 
     def drain(self, deadline: float) -> None:
@@ -84,7 +82,7 @@ class Worker:
         if self._thread.is_alive() and not self.failed:
             self.failed = True
             self.console.warn(
-                f"{self.name}: not done after {FLUSH_S:.0f} s ({self.unsent} rows not confirmed); "
+                f"{self.name}: not done after {FLUSH_S:.0f} s ({self._queue.qsize()} rows still queued); "
                 f"leaving it. {self.later()}"
             )
 
@@ -117,7 +115,6 @@ class Worker:
             try:
                 if rows:
                     self.send(rows)
-                    self.unsent -= len(rows)
                 if kind == "end":
                     self.close(*item)
                     return
