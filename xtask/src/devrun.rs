@@ -53,6 +53,10 @@ pub fn spec(
         ],
         workdir: Some(policy::APP_DIR.into()),
         env_names: pass_env,
+        env: policy::DEV_RUN_ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         image: image.to_string(),
         cmd,
         ..Default::default()
@@ -388,6 +392,7 @@ mod tests {
         assert!(line.contains("-v /etc/ssl/ca.crt:/etc/lexalign/ca-bundle.crt:ro"));
         assert!(line.contains("-e SSL_CERT_FILE=/etc/lexalign/ca-bundle.crt"));
         assert!(line.contains("-e HF_TOKEN ") && !line.contains("HF_TOKEN="));
+        assert!(line.contains("-e PYTHONDONTWRITEBYTECODE= "));
         assert!(line.ends_with("lexalign-dev:latest true"));
     }
 }

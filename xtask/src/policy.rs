@@ -125,6 +125,11 @@ pub const SECRET_ENV: [&str; 4] = [
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
 ];
+/// Set in every dev run: Python writes the bytecode of the mounted sources next to them
+/// (`__pycache__/`, as on the host; ignored by git and the build context), so a CLI does not
+/// compile its modules again at every start (~35 ms of each `download.py` run). The image
+/// keeps `PYTHONDONTWRITEBYTECODE=1` for everything else; an empty value switches it off.
+pub const DEV_RUN_ENV: [(&str, &str); 1] = [("PYTHONDONTWRITEBYTECODE", "")];
 /// The git revision of the tree a dev run trains from (MLflow's `lexalign.git_revision` tag).
 pub const GIT_REVISION_ENV: &str = "LEXALIGN_GIT_REVISION";
 
