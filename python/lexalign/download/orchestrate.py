@@ -21,6 +21,7 @@ from ..console import Console
 from ..errors import LexAlignError, RuntimeFailure
 from ..kinds import RepoStatus
 from . import files as filejobs
+from . import listing
 from . import names as names_mod
 from .context import FileJob, RunContext
 from .deadline import Deadline, DeadlineExceeded
@@ -101,47 +102,28 @@ class Downloader:
 
     def resolve(self, spec: RepoSpec, repo_type: str) -> tuple[str, list[RemoteFile]]:
         """Resolve the revision to a commit and list the files after the patterns."""
-        from huggingface_hub import HfApi
         from huggingface_hub.utils import filter_repo_objects
 
-        api = HfApi(endpoint=self.files.endpoint, token=self.token)
         revision = spec.revision or "main"
 
         def call(timeout: float):
-            return api.repo_info(
-                spec.repo_id,
-                revision=revision,
-                repo_type=repo_type,
-                files_metadata=True,
-                timeout=timeout,
+            return listing.request_listing(
+                self.files.endpoint, repo_type, spec.repo_id, revision, self.token, timeout
             )
 
-        info = self.retry(
+        data = self.retry(
             f"resolving {spec.repo_id}@{revision}", call, self.files.where(spec, repo_type)
         )
-        siblings = list(info.siblings or [])
-        by_name = {s.rfilename: s for s in siblings}
+        commit, listed = listing.parse_listing(spec.repo_id, revision, data)
+        by_name = {f.path: f for f in listed}
         names = filter_repo_objects(
-            [s.rfilename for s in siblings],
-            allow_patterns=spec.allow_patterns,
-            ignore_patterns=spec.ignore_patterns,
+            list(by_name), allow_patterns=spec.allow_patterns, ignore_patterns=spec.ignore_patterns
         )
         files = []
         for name in sorted(names):
             names_mod.check(spec.repo_id, name)
-            s = by_name[name]
-            lfs = getattr(s, "lfs", None)
-            sha256 = lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)
-            files.append(
-                RemoteFile(
-                    path=name, size=s.size, sha256=sha256, blob_id=None if sha256 else s.blob_id
-                )
-            )
-        if not info.sha:
-            raise RuntimeFailure(
-                f"{spec.repo_id}: the Hub did not return a commit for revision {revision!r}"
-            )
-        return info.sha, files
+            files.append(by_name[name])
+        return commit, files
 
     def plan_repo(
         self, spec: RepoSpec, repo_type: str, local_dir: Path, result: RepoResult
