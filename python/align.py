@@ -3,7 +3,7 @@
 
 import sys
 
-from lexalign.cli import main
+from lexalign.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(["align", *sys.argv[1:]], prog_name="align.py"))
+    sys.exit(entry(["align", *sys.argv[1:]], prog_name="align.py"))

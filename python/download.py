@@ -3,7 +3,7 @@
 
 import sys
 
-from lexalign.cli import main
+from lexalign.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(["download", *sys.argv[1:]], prog_name="download.py"))
+    sys.exit(entry(["download", *sys.argv[1:]], prog_name="download.py"))

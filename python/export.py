@@ -3,7 +3,7 @@
 
 import sys
 
-from lexalign.cli import main
+from lexalign.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(["export", *sys.argv[1:]], prog_name="export.py"))
+    sys.exit(entry(["export", *sys.argv[1:]], prog_name="export.py"))

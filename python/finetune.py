@@ -3,7 +3,7 @@
 
 import sys
 
-from lexalign.cli import main
+from lexalign.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(["finetune", *sys.argv[1:]], prog_name="finetune.py"))
+    sys.exit(entry(["finetune", *sys.argv[1:]], prog_name="finetune.py"))

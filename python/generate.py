@@ -3,7 +3,7 @@
 
 import sys
 
-from lexalign.cli import main
+from lexalign.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(["generate", *sys.argv[1:]], prog_name="generate.py"))
+    sys.exit(entry(["generate", *sys.argv[1:]], prog_name="generate.py"))

@@ -62,6 +62,9 @@ def download(
     writes lexalign-manifest.json into each repo's folder. Respects HF_ENDPOINT, HF_HOME,
     HF_HUB_OFFLINE and HF_TOKEN.
     """
+    from . import startup
+
+    startup.hold()  # settled once the download modules are in (commands.run_download)
     from .commands import run_download
 
     sys.exit(
@@ -337,6 +340,18 @@ def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def entry(argv: list[str] | None = None, prog_name: str | None = None) -> int:
+    """`main` as a process's entry point (download.py & co., `python -m lexalign`, the
+    `lexalign` script): the process ends with the command (startup.py)."""
+    from . import startup
+
+    startup.process_entry()
+    try:
+        return main(argv, prog_name)
+    finally:
+        startup.settled()
+
+
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     """Run the CLI; return the exit code. `download.py` & co. pass their command name first."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -395,4 +410,4 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
 
 
 if __name__ == "__main__":  # python -m lexalign.cli
-    sys.exit(main())
+    sys.exit(entry())

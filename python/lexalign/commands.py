@@ -19,9 +19,10 @@ def run_download(config_path: str, console: Console, *, dry_run: bool, verify: b
     from .config import DownloadConfig, load_config
 
     cfg = load_config(config_path, DownloadConfig)
-    from . import download
+    from . import download, startup
 
     if verify:
+        startup.settled()
         problems = download.verify(cfg, console)
         console.event("summary", verified=True, problems=problems)
         if problems:
@@ -38,6 +39,7 @@ def run_download(config_path: str, console: Console, *, dry_run: bool, verify: b
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()
+    startup.settled()  # everything the run needs is imported (startup.py)
     offline = _truthy(os.environ.get("HF_HUB_OFFLINE"))
     downloader = download.Downloader(cfg, console, token=token, dry_run=dry_run, offline=offline)
     results = downloader.run()
@@ -95,7 +97,8 @@ def run_download(config_path: str, console: Console, *, dry_run: bool, verify: b
 def run_train(
     kind: TrainKind, config_path: str, console: Console, *, dry_run: bool, overwrite: bool
 ) -> int:
-    from .config import AlignConfig, FinetuneConfig, load_config
+    from .config import load_config
+    from .trainconfig import AlignConfig, FinetuneConfig
 
     cfg = load_config(config_path, FinetuneConfig if kind is TrainKind.FINETUNE else AlignConfig)
     from . import train

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .config import PreferenceDataset, SFTDataset
 from .errors import ConfigError, one_line
 from .models import where_looked
+from .trainconfig import PreferenceDataset, SFTDataset
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 

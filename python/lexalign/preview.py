@@ -58,7 +58,8 @@ def run_preview(
     config_path: str, console: Console, *, rows: int | None, as_json: bool, kind: str | None
 ) -> int:
     from . import models
-    from .config import AlignConfig, FinetuneConfig, load_config
+    from .config import load_config
+    from .trainconfig import AlignConfig, FinetuneConfig
 
     k = TrainKind(kind) if kind else kind_of(config_path)
     cfg = load_config(config_path, FinetuneConfig if k is TrainKind.FINETUNE else AlignConfig)

@@ -12,9 +12,9 @@ Runs unchanged under `accelerate launch` / `torchrun`: only rank 0 writes output
 
 from __future__ import annotations
 
-from ..config import AlignConfig, FinetuneConfig
 from ..console import Console
 from ..kinds import TrainKind
+from ..trainconfig import AlignConfig, FinetuneConfig
 from .compat import keep_bitsandbytes_out
 from .outputs import complete_checkpoints, fingerprint_differences, truncate_metrics
 from .plan import choose_target_modules

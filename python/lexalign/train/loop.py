@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import AlignConfig, FinetuneConfig
 from ..console import Console
 from ..errors import ConfigError, RuntimeFailure
 from ..io import atomic_write_text
 from ..kinds import TrainKind
 from ..plot import loss_svg, read_rows
 from ..tracking import read_record
+from ..trainconfig import AlignConfig, FinetuneConfig
 from .callbacks import TrainState, count_tokens, make_callback, report_rank_batches
 from .compat import cpu_resume_fix, keep_epoch_on_resume
 from .dist import is_main, world_size

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfigBase
 from ..errors import ConfigError
 from ..io import atomic_write_text
 from ..kinds import ResumeMode
+from ..trainconfig import TrainConfigBase
 from .dist import is_main
 
 FINGERPRINT = "lexalign-fingerprint.json"

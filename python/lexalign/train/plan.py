@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import models, testing, tracking
-from ..config import AlignConfig, FinetuneConfig
 from ..console import Console
 from ..errors import ConfigError
 from ..kinds import TrainKind
+from ..trainconfig import AlignConfig, FinetuneConfig
 from .dist import is_main, world_size
 from .outputs import resolve_resume
 from .sharding import Sharding
