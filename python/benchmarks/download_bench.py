@@ -1,9 +1,11 @@
 """Download throughput: the LexAlign CLI vs curl on the same file from the local Hub imitation.
 
 Prints one JSON object: {"size_mb", "cli_mb_s": [...], "curl_mb_s": [...], "help_s": [...],
-"fixed_s": [...], "hf_fixed_s": [...]} — fixed_s: the same CLI run on a one-file repo of 2 KB
-(start-up, config, API call, manifest), the part of each run that does not depend on the size;
-hf_fixed_s: `hf download` (huggingface_hub's own CLI) of the same repo, in the same run.
+"fixed_s": [...], "hf_fixed_s": [...], "cli_per_byte_mb_s": [...]} — fixed_s: the same CLI run
+on a one-file repo of 2 KB (start-up, config, API call, manifest), the part of each run that
+does not depend on the size; hf_fixed_s: `hf download` (huggingface_hub's own CLI) of the same
+repo, in the same run; cli_per_byte_mb_s: the size over each run's time less that run's fixed
+part (receive, write, sha256).
 Run in the dev container: `cargo xtask run -- python benchmarks/download_bench.py`.
 """
 
@@ -56,7 +58,7 @@ def main() -> None:
         size = blob.stat().st_size
         env = dict(os.environ, HF_ENDPOINT=url, HF_HUB_DISABLE_TELEMETRY="1")
         env.pop("HF_TOKEN", None)
-        cli, curl, helps, fixed, hf_fixed = [], [], [], [], []
+        cli, curl, helps, fixed, hf_fixed, per_byte = [], [], [], [], [], []
         for i in range(args.runs):
             run_dir = work / f"run{i}"
             run_dir.mkdir()
@@ -108,6 +110,7 @@ def main() -> None:
                 check=True,
             )
             fixed.append(time.perf_counter() - t)
+            per_byte.append(size / max(size / cli[-1] / 1e6 - fixed[-1], 1e-6) / 1e6)
             t = time.perf_counter()
             subprocess.run(
                 [str(Path(sys.executable).parent / "hf"), "download", "bench/tiny",
@@ -128,6 +131,7 @@ def main() -> None:
                     "help_s": helps,
                     "fixed_s": fixed,
                     "hf_fixed_s": hf_fixed,
+                    "cli_per_byte_mb_s": per_byte,
                 }
             )
         )

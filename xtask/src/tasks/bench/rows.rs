@@ -50,7 +50,7 @@ impl Group {
             Group::Packing => &["packing"],
             Group::Preview => &["preview-1k"],
             Group::Sharding => &["sharding-memory", "sharding-steps"],
-            Group::Download => &["download", "download-fixed", "download-link"],
+            Group::Download => &["download", "download-fixed", "download-1g", "download-link"],
             Group::Arm64 => &["arm64-image-size", "arm64-build"],
             Group::Push => &["push-cold", "push-warm", "pull-cold"],
             Group::Multinode => &["multinode"],
