@@ -60,6 +60,26 @@ def test_the_cli_in_process_leaves_the_callers_collector_alone(tmp_path, hub, hu
     assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
+@pytest.mark.parametrize("repo_type", ["model", "dataset"])
+@pytest.mark.parametrize(
+    "name", ["config.json", "sub dir/w 1.bin", "ünï/cödé?.txt", "a#b%20c.json", "x/y/z.safetensors"]
+)
+def test_a_files_resolve_url_is_huggingface_hubs(repo_type, name):
+    from huggingface_hub import hf_hub_url
+
+    from lexalign.config import RepoSpec
+    from lexalign.download.context import FileJob, RunContext
+
+    ctx = RunContext(*([None] * 10), endpoint="http://127.0.0.1:9")
+    job = FileJob(
+        RepoSpec(repo_id="org/r"), repo_type, "c" * 40, RemoteFile(name, 1, None, None), None
+    )
+    want = hf_hub_url(
+        "org/r", name, repo_type=repo_type, revision="c" * 40, endpoint="http://127.0.0.1:9"
+    )
+    assert ctx.url(job) == want
+
+
 def test_listing_url_quotes_the_revision_and_names_the_kind():
     url = listing_url("http://127.0.0.1:9/", "dataset", "org/d", "refs/pr/1")
     assert url == "http://127.0.0.1:9/api/datasets/org/d/revision/refs%2Fpr%2F1"

@@ -31,14 +31,16 @@ class RunContext:
     endpoint: str = "https://huggingface.co"  # HF_ENDPOINT when the run started
 
     def url(self, job: FileJob) -> str:
-        """The resolve URL of a file, at the run's endpoint."""
-        from huggingface_hub import hf_hub_url
+        """The resolve URL of a file at the run's endpoint: huggingface_hub's URL scheme (what
+        `hf_hub_url` formats; a test holds the two equal) without importing its file_download
+        module, which only `use_xet` runs need."""
+        from urllib.parse import quote
 
-        spec, f = job.spec, job.file
-        return hf_hub_url(
-            spec.repo_id, f.path, repo_type=job.repo_type, revision=job.commit,
-            endpoint=self.endpoint,
-        )  # fmt: skip
+        from huggingface_hub import constants
+
+        prefix = constants.REPO_TYPES_URL_PREFIXES.get(job.repo_type, "")
+        revision, name = quote(job.commit, safe=""), quote(job.file.path)
+        return f"{self.endpoint}/{prefix}{job.spec.repo_id}/resolve/{revision}/{name}"
 
     def where(self, spec: RepoSpec, repo_type: str) -> Where:
         return Where(spec.repo_id, repo_type, spec.revision or "main", bool(self.token))

@@ -82,6 +82,9 @@ class Downloader:
             from huggingface_hub import constants
 
             constants.HF_HUB_DOWNLOAD_TIMEOUT = cfg.timeout_s
+            # its file requests (hf_hub_download, get_hf_file_metadata) retry on their own:
+            # single attempts, under our policy (our own transfers never go through them)
+            single_attempt()
         # what each file's work gets (files.py): values, never this object
         self.files = RunContext(
             cfg=cfg,
@@ -96,7 +99,6 @@ class Downloader:
             slots=threading.Semaphore(cfg.max_workers),
             endpoint=hub_endpoint(),
         )
-        single_attempt()
 
     # -- one repo ------------------------------------------------------------------------------
 
