@@ -64,6 +64,7 @@ def main() -> None:
             run_dir.mkdir()
             (run_dir / "c.yaml").write_text("models:\n  - repo_id: bench/big\n")
             env["HF_HOME"] = str(run_dir / "hf")
+            os.sync()  # each timed run starts with no dirty pages of the last one to write back
             t = time.perf_counter()
             p = subprocess.run(
                 [sys.executable, str(PROJECT / "download.py"), "--config", "c.yaml", "-q"],
@@ -79,6 +80,7 @@ def main() -> None:
             if got.stat().st_size != size:  # a fast run of a short file is no measurement
                 raise SystemExit(f"download wrote {got.stat().st_size} of {size} bytes")
             cli.append(size / took / 1e6)
+            os.sync()  # each timed run starts with no dirty pages of the last one to write back
             t = time.perf_counter()
             subprocess.run(
                 [
@@ -93,6 +95,7 @@ def main() -> None:
             curl.append(size / (time.perf_counter() - t) / 1e6)
             if (run_dir / "curl.bin").stat().st_size != size:
                 raise SystemExit("curl wrote a short file")
+            os.sync()  # each timed run starts with no dirty pages of the last one to write back
             t = time.perf_counter()
             subprocess.run(
                 [sys.executable, str(PROJECT / "download.py"), "--help"],
@@ -101,6 +104,7 @@ def main() -> None:
             )
             helps.append(time.perf_counter() - t)
             (run_dir / "t.yaml").write_text("models:\n  - repo_id: bench/tiny\n")
+            os.sync()  # each timed run starts with no dirty pages of the last one to write back
             t = time.perf_counter()
             subprocess.run(
                 [sys.executable, str(PROJECT / "download.py"), "--config", "t.yaml", "-q"],
@@ -111,6 +115,7 @@ def main() -> None:
             )
             fixed.append(time.perf_counter() - t)
             per_byte.append(size / max(size / cli[-1] / 1e6 - fixed[-1], 1e-6) / 1e6)
+            os.sync()  # each timed run starts with no dirty pages of the last one to write back
             t = time.perf_counter()
             subprocess.run(
                 [str(Path(sys.executable).parent / "hf"), "download", "bench/tiny",

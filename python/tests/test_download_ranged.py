@@ -404,3 +404,26 @@ def test_a_folder_without_file_locks_is_used_with_a_warning(tmp_path, monkeypatc
         ):
             assert (tmp_path / name).exists()
     assert len(said) == 1 and "cannot hold file locks" in said[0], said
+
+
+def test_a_connection_faster_than_half_the_hash_rate_is_not_split(tmp_path):
+    """Partial.split (pure): a part is split for its rate only below `below_rate` — the file's
+    hash follows its first part only, so a split of a connection that the machine's sha256
+    can barely follow costs more than it brings (ranged.py passes half the measured rate)."""
+    import time
+
+    from lexalign.download.digest import hash_rate
+    from lexalign.download.parts import Part, Partial
+
+    def one_part(rate: float) -> Partial:
+        p = Part(0, 400 * MB, active=True, since=time.monotonic() - 1.0, got=int(rate))
+        return Partial(tmp_path / "f.part", 400 * MB, [p], ranged=True)
+
+    slow, fast = one_part(50 * MB), one_part(900 * MB)
+    bound = 300 * MB
+    assert slow.split(16 * MB, 1.0, take=False, below_rate=bound) is not None
+    assert fast.split(16 * MB, 1.0, take=False, below_rate=bound) is None
+    assert fast.split(16 * MB, 0.1, take=False) is not None  # no bound: its 0.4 s left is worth it
+    new = slow.split(16 * MB, 1.0, below_rate=bound)
+    assert new is not None and new.end == 400 * MB and slow.parts[0].end == new.start
+    assert 50 * MB < hash_rate() < 100_000 * MB  # bytes/s, measured

@@ -160,11 +160,14 @@ class Partial:
         with self.lock:
             part.active, part.since, part.got = on, time.monotonic(), 0
 
-    def split(self, min_bytes: int, worth_s: float, take: bool = True) -> Part | None:
+    def split(
+        self, min_bytes: int, worth_s: float, take: bool = True, below_rate: float = float("inf")
+    ) -> Part | None:
         """A new part made of the second half of the active part with the most bytes left, if
-        that part has at least 2 × `min_bytes` left and would take `worth_s` or more at its
-        current rate; its reader stops at the new boundary (behind the bytes it is writing
-        right now). `take=False`: only say whether there is one (the part it would split)."""
+        that part has at least 2 × `min_bytes` left, would take `worth_s` or more at its
+        current rate, and that rate is below `below_rate` bytes/s; its reader stops at the new
+        boundary (behind the bytes it is writing right now). `take=False`: only say whether
+        there is one (the part it would split)."""
         import time
 
         now = time.monotonic()
@@ -177,7 +180,8 @@ class Partial:
                 elapsed = now - p.since
                 if elapsed < 0.2 or p.got == 0:
                     continue  # no rate yet
-                if left / (p.got / elapsed) < worth_s:
+                rate = p.got / elapsed
+                if left / rate < worth_s or rate >= below_rate:
                     continue
                 if best is None or left > self.parts[best].left:
                     best = i

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from .digest import Follower
+from .digest import Follower, hash_rate
 from .parts import Part, Partial
 from .transfer import SAVE_EVERY, SPLIT_WORTH_S, TICK_S, Cancelled, Transfer, request_part
 
@@ -21,7 +21,13 @@ def fetch_parts(t: Transfer, partial: Partial, follower: Follower, todo: list[Pa
     would still take SPLIT_WORTH_S at its rate (parts.Partial.split) — and when there is, and
     the run has a free connection slot, starts a helper thread holding that slot. So a fast
     link stays on one connection, a file gets more only while the run has free ones (a sharded
-    repo's files keep one each), and nothing polls while nothing can be gained."""
+    repo's files keep one each), and nothing polls while nothing can be gained.
+
+    A connection already delivering half of what one core can hash (sha256, measured) is not
+    split: the file's hash follows only its first part, so what a second connection brings in
+    is hashed after the last byte; below that rate the transfer gains more than the hash tail
+    costs, above it the machine, not the link, is the limit (a mirror on loopback, measured:
+    splitting there made a 1 GB file 0.3–0.6 s slower, docs/benchmarks-notes.md)."""
     _Parts(t, partial, follower, todo).run()
 
 
@@ -42,13 +48,18 @@ class _Parts:
         with self.lock:
             if self.queue:
                 return self.queue.pop(0)
-        return self.partial.split(self.t.part_bytes, SPLIT_WORTH_S)
+        return self.partial.split(self.t.part_bytes, SPLIT_WORTH_S, below_rate=hash_rate() / 2)
 
     def work_to_do(self) -> bool:
         with self.lock:
             if self.queue:
                 return True
-        return self.partial.split(self.t.part_bytes, SPLIT_WORTH_S, take=False) is not None
+        return (
+            self.partial.split(
+                self.t.part_bytes, SPLIT_WORTH_S, take=False, below_rate=hash_rate() / 2
+            )
+            is not None
+        )
 
     def attempt(self, part: Part, probe: bool = False) -> None:
         """One part, retried on its own after a transient error (the others go on)."""
