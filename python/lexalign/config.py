@@ -164,7 +164,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
+__all__ = [  # noqa: F822 - the training names come from __getattr__ (trainconfig.py)
+    "AlignConfig",
+    "FinetuneConfig",
     "DownloadConfig",
     "RepoSpec",
     "Strict",
