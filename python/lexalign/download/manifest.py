@@ -95,9 +95,9 @@ def write_manifest(local_dir: Path, manifest: Manifest) -> Path:
 
 def read_manifest(local_dir: Path) -> tuple[Manifest | None, str]:
     """(manifest, "") or (None, why it cannot be used) — "" when there is none at all."""
-    path = local_dir / MANIFEST_NAME
     from pydantic import ValidationError
 
+    path = local_dir / MANIFEST_NAME
     try:
         text = path.read_text(encoding="utf-8")
         json.loads(text)  # not JSON at all: unreadable, as opposed to damaged
