@@ -202,6 +202,10 @@ pub struct BuildSpec {
     /// either, the result is loaded into the engine's image store (`--load`).
     pub cache_from: Option<String>,
     pub cache_to: Option<String>,
+    /// `--target STAGE`: build up to that stage only.
+    pub target: Option<String>,
+    /// `--iidfile PATH`: where the engine writes the built image's id.
+    pub iidfile: Option<PathBuf>,
 }
 
 /// `<engine> build …` with BuildKit enabled the way this client needs it.
@@ -213,7 +217,9 @@ pub fn build(e: &Engine, sh: &Shell, mode: BuildKit, spec: &BuildSpec) -> Proc {
     if let Some(f) = &spec.dockerfile {
         c = c.arg("-f").arg(f);
     }
-    c = c.args(["-t", &spec.tag]);
+    if !spec.tag.is_empty() {
+        c = c.args(["-t", &spec.tag]);
+    }
     for (k, v) in &spec.build_args {
         c = c.args(["--build-arg", &format!("{k}={v}")]);
     }
@@ -237,6 +243,12 @@ pub fn build(e: &Engine, sh: &Shell, mode: BuildKit, spec: &BuildSpec) -> Proc {
     }
     if spec.cache_from.is_some() || spec.cache_to.is_some() {
         c = c.arg("--load");
+    }
+    if let Some(t) = &spec.target {
+        c = c.args(["--target", t]);
+    }
+    if let Some(f) = &spec.iidfile {
+        c = c.arg("--iidfile").arg(f);
     }
     let p = Proc::change(c.arg(&spec.context));
     match mode {

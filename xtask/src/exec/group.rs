@@ -38,6 +38,65 @@ impl Exec {
     }
 }
 
+/// A process run beside the task's own (a build that exports the heavy layer while the main
+/// build goes on): its stderr collected; `finish` waits for it, dropping it kills it.
+pub struct Companion {
+    child: Option<std::process::Child>,
+    err: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Drop for Companion {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Companion {
+    /// Wait for it to end: (exit code, its stderr); None for a dry run.
+    pub fn finish(mut self) -> Option<(i32, String)> {
+        let status = self.child.take()?.wait().ok()?;
+        let err = self.err.take()?.join().unwrap_or_default();
+        Some((exit_code(status), err))
+    }
+}
+
+impl Exec {
+    /// Start `p` beside what the task runs next (stdout discarded, stderr collected).
+    pub fn companion(&self, mut p: Proc) -> Result<Companion> {
+        refuse_after_signal()?;
+        if self.announce(&p) {
+            return Ok(Companion {
+                child: None,
+                err: None,
+            });
+        }
+        let program = p.program();
+        let mut child = p
+            .cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start `{program}`"))?;
+        let stderr = child.stderr.take();
+        let err = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut s) = stderr {
+                use std::io::Read;
+                let _ = s.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        Ok(Companion {
+            child: Some(child),
+            err: Some(err),
+        })
+    }
+}
+
 /// One process of a group run (`Exec::group`): its output lines are prefixed `[label] `.
 pub struct Member {
     pub label: String,
