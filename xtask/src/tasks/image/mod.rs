@@ -110,7 +110,8 @@ pub fn heavy_export_beside(mode: BuildKit, spec: &BuildSpec, image_exists: bool)
         && (spec.no_cache || !image_exists)
 }
 
-/// The companion build: the same inputs up to the heavy stage, its id written to a file (pure).
+/// The companion build: the same inputs up to the heavy stage, untagged, its id written to a
+/// file in the temporary folder.
 pub fn heavy_spec(spec: &BuildSpec) -> BuildSpec {
     let iid = std::env::temp_dir().join(format!(
         "lexalign-heavy-{}-{}.iid",
