@@ -58,6 +58,9 @@ def run(
         import signal
 
         os.kill(os.getpid(), getattr(signal, testing.hook("signal_before_train")))
+    from . import dist
     from .loop import train
 
-    return train(kind, cfg, console, prepared, preemption)
+    code = train(kind, cfg, console, prepared, preemption)
+    dist.close()
+    return code
