@@ -4,8 +4,6 @@
 //!
 //! Over 400 lines: one short builder per engine command (and their tests), kept in one file so
 //! every argv the xtask can send to the engine is in one place.
-//! Over 400 lines: one builder per engine command, all pure and unit-tested here; the one place
-//! engine argv is spelled.
 
 use super::{BuildKit, Engine};
 use crate::exec::Proc;
