@@ -58,7 +58,7 @@ def run_cli_here(script: str, *args: str, cwd: Path, env: dict[str, str] | None 
     command, in `cwd`, with `env`, stdout and stderr captured): for CLI behaviour where a
     subprocess is not the point — no interpreter start and no torch import per run. Whatever
     the run changes of the process (the working folder, the environment, signal handlers, test
-    hooks) is put back."""
+    hooks, huggingface_hub's cached sessions and their pooled connections) is put back."""
     import contextlib
     import io
     import signal
@@ -69,6 +69,7 @@ def run_cli_here(script: str, *args: str, cwd: Path, env: dict[str, str] | None 
     saved_term = signal.getsignal(signal.SIGTERM)
     out, err = io.StringIO(), io.StringIO()
     try:
+        _forget_sessions()
         os.environ.pop("HF_TOKEN", None)
         os.environ.update(env or {})
         testing._hooks.cache_clear()
@@ -81,7 +82,18 @@ def run_cli_here(script: str, *args: str, cwd: Path, env: dict[str, str] | None 
         os.environ.update(saved_env)
         testing._hooks.cache_clear()
         signal.signal(signal.SIGTERM, saved_term)
+        _forget_sessions()
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def _forget_sessions() -> None:
+    """Drop huggingface_hub's per-thread sessions, as a new process starts without them: a
+    connection one run pooled must not carry a later run's request to another test's server."""
+    import sys
+
+    utils = sys.modules.get("huggingface_hub.utils")
+    if utils is not None:
+        utils.reset_sessions()
 
 
 @pytest.fixture

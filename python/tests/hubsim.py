@@ -108,6 +108,7 @@ class HubSim:
         self.streaming = 0  # file bodies being sent right now
         self.served = 0  # file body bytes sent
         self.max_streaming = 0  # the most at once
+        self._open: set[socket.socket] = set()  # the connections being served
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -157,9 +158,19 @@ class HubSim:
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
+        """Stop listening and hang up on every open connection: a client's pooled keep-alive
+        connection must not reach a stopped imitation's handler (with its old repos and faults)
+        in a later test, when the kernel gives a new imitation the same port."""
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+        with self.lock:
+            open_now, self._open = list(self._open), set()
+        for conn in open_now:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -193,6 +204,16 @@ def _make_handler(sim: HubSim):
 
         def log_message(self, fmt: str, *args: Any) -> None:  # quiet
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            with sim.lock:
+                sim._open.add(self.connection)
+
+        def finish(self) -> None:
+            with sim.lock:
+                sim._open.discard(self.connection)
+            super().finish()
 
         # -- helpers ---------------------------------------------------------------------------
 
