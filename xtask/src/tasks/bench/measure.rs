@@ -50,6 +50,12 @@ impl Bench<'_> {
         Ok((t, out))
     }
 
+    /// Write back every dirty page (`sync`) before a timed run, so that it does not pay for
+    /// the flush of the run before it (a cold build and its floor each write ~10 GB).
+    pub fn settle(&self) {
+        let _ = self.ctx.capture(Proc::change(self.ctx.sh.cmd("sync")));
+    }
+
     pub fn xtask(&self, args: &[&str]) -> Proc {
         Proc::change(self.ctx.sh.cmd(&self.exe).args(args))
             .env("LEXALIGN_DOCKER", &self.engine.program)
