@@ -46,6 +46,8 @@ pub(crate) fn base_image_builds_from_debian_packages() {
 
 pub(crate) fn image_builds_imports_the_stack_and_carries_labels() {
     let (img, _) = built_image();
+    let stale = stale_bytecode(img);
+    assert!(stale.is_empty(), "without current bytecode: {stale:?}");
     let r = sh(
         &engine(),
         &[
@@ -143,6 +145,37 @@ pub(crate) fn editing_a_py_file_reuses_the_dependency_layer() {
     sh(&engine(), &["rmi", "-f", tag]);
 }
 
+/// Every .py file of the image's venv whose bytecode is missing or does not match it (a pyc
+/// header's source mtime and size): each dependency tier compiles only what it installed
+/// (docker/tier_sync.py), so a tier that missed its own packages shows here.
+fn stale_bytecode(img: &str) -> Vec<String> {
+    const CHECK: &str = r#"
+import importlib.util, os, pathlib, struct
+stale = []
+for p in pathlib.Path("/opt/venv/lib/python3.11/site-packages").rglob("*.py"):
+    st = p.stat()
+    try:
+        head = open(importlib.util.cache_from_source(str(p)), "rb").read(16)
+    except OSError:
+        stale.append(f"{p} (none)")
+        continue
+    flags, mtime, size = struct.unpack("<III", head[4:16])
+    if flags != 0 or mtime != int(st.st_mtime) & 0xFFFFFFFF or size != st.st_size & 0xFFFFFFFF:
+        stale.append(f"{p} (stale)")
+print("\n".join(stale))
+"#;
+    let r = sh(
+        &engine(),
+        &["run", "--rm", "--entrypoint", "python", img, "-c", CHECK],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    r.stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// The `deps:` line `image` prints when exactly the tiers from `first` on were rebuilt.
 fn deps_line(first: usize) -> String {
     let parts: Vec<String> = policy::DEPS_STAGES
@@ -194,6 +227,8 @@ pub(crate) fn a_lock_change_rebuilds_only_the_tiers_it_touches() {
             "rebuild after a change to {edit}'s lock entry: {:?}",
             started.elapsed()
         );
+        let stale = stale_bytecode(&tag);
+        assert!(stale.is_empty(), "{edit}: without bytecode: {stale:?}");
         let _ = sh(&engine(), &["rmi", &tag]);
     }
 }
