@@ -1,7 +1,7 @@
 //! Tidy checks (in the spirit of rust-analyzer's `tidy.rs`): the layout rules of this crate and
 //! the python package, and every fact docker/ shares with `policy`. They read files; they run
-//! as unit tests. Over 400 lines: every layout rule lives here, next to the others, each a test.
-//! Over 400 lines: one test per rule, each self-contained.
+//! as unit tests. Over 400 lines: every layout rule lives here, next to the others, one
+//! self-contained test each.
 
 use crate::policy;
 use std::collections::{BTreeMap, BTreeSet};

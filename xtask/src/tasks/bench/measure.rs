@@ -1,8 +1,8 @@
 //! Measuring the bench groups: each function runs its commands through the execution layer,
 //! times them, and returns report rows (a peer or floor measured in the same run where one
 //! exists). Rows whose prerequisites are missing say "not measured: <the fix>".
-//! Over 400 lines because each group is a short recipe sharing the `Bench` helpers above them.
-//! Over 400 lines: one function per bench group, each a short sequence; rows.rs registers them.
+//! Over 400 lines: one function per bench group, each a short sequence sharing the `Bench`
+//! helpers above them; rows.rs registers them.
 
 use super::report::{fmt, median, Row, Target};
 use super::rows::wanted;
