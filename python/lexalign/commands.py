@@ -36,9 +36,9 @@ def run_download(config_path: str, console: Console, *, dry_run: bool, verify: b
     from . import hubtoken
 
     token = hubtoken.current()
-    from huggingface_hub.utils import disable_progress_bars
+    from .download import hubparts
 
-    disable_progress_bars()
+    hubparts.load()
     startup.settled()  # everything the run needs is imported (startup.py)
     offline = _truthy(os.environ.get("HF_HUB_OFFLINE"))
     downloader = download.Downloader(cfg, console, token=token, dry_run=dry_run, offline=offline)

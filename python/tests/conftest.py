@@ -91,9 +91,9 @@ def _forget_sessions() -> None:
     connection one run pooled must not carry a later run's request to another test's server."""
     import sys
 
-    utils = sys.modules.get("huggingface_hub.utils")
-    if utils is not None:
-        utils.reset_sessions()
+    http = sys.modules.get("huggingface_hub.utils._http")
+    if http is not None:
+        http.reset_sessions()
 
 
 @pytest.fixture

@@ -24,11 +24,27 @@ from lexalign.errors import RuntimeFailure
 SHA = "ab" * 32
 
 
+# not imported by a download over our own HTTP path: HfApi's module, the training config,
+# and huggingface_hub.utils' package __init__ with what only it brings (tqdm, and asyncio)
+UNUSED = (
+    "huggingface_hub.hf_api",
+    "lexalign.trainconfig",
+    "torch",
+    "transformers",
+    "huggingface_hub.utils.tqdm",
+    "huggingface_hub.utils._cache_manager",
+    "tqdm",
+    "asyncio",
+)
+
+
+@pytest.mark.parametrize("use_xet", [False, True])
 def test_a_download_process_imports_what_it_uses_and_ends_with_the_collector_on(
-    tmp_path, hub, hub_env
+    tmp_path, hub, hub_env, use_xet
 ):
     hub.add_repo("org/x", {"config.json": b"{}", "model.safetensors": b"w" * 3000})
-    (tmp_path / "c.yaml").write_text("models:\n  - repo_id: org/x\n")
+    xet = "use_xet: true\n" if use_xet else ""
+    (tmp_path / "c.yaml").write_text(f"{xet}models:\n  - repo_id: org/x\n")
     code = (
         "import gc, sys, runpy\n"
         "sys.argv = ['download.py', '--config', 'c.yaml', '-q']\n"
@@ -36,9 +52,8 @@ def test_a_download_process_imports_what_it_uses_and_ends_with_the_collector_on(
         f"    runpy.run_path({str(PROJECT / 'download.py')!r}, run_name='__main__')\n"
         "except SystemExit as e:\n"
         "    print('EXIT=' + str(e.code))\n"
-        "names = ('huggingface_hub.hf_api', 'lexalign.trainconfig', 'torch', 'transformers')\n"
-        "print('LOADED=' + ','.join(m for m in names if m in sys.modules))\n"
-        "print('HTTP=' + str('huggingface_hub.utils' in sys.modules))\n"
+        f"print('LOADED=' + ','.join(m for m in {UNUSED!r} if m in sys.modules))\n"
+        "print('HTTP=' + str('huggingface_hub.utils._http' in sys.modules))\n"
         "print(f'GC={gc.isenabled()} FROZEN={gc.get_freeze_count() > 1000}')\n"
     )
     env = dict(os.environ, **hub_env)
@@ -47,8 +62,11 @@ def test_a_download_process_imports_what_it_uses_and_ends_with_the_collector_on(
     )
     assert "EXIT=0" in p.stdout, p.stdout + p.stderr
     assert (tmp_path / "models/x/model.safetensors").read_bytes() == b"w" * 3000
-    assert "LOADED=\n" in p.stdout, p.stdout
     assert "HTTP=True" in p.stdout and "GC=True FROZEN=True" in p.stdout, p.stdout
+    if use_xet:  # hf_hub_download imports the whole package: it must get all of it
+        assert "huggingface_hub.utils.tqdm" in p.stdout, p.stdout
+    else:
+        assert "LOADED=\n" in p.stdout, p.stdout
 
 
 def test_the_cli_in_process_leaves_the_callers_collector_alone(tmp_path, hub, hub_env):

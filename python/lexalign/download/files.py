@@ -137,7 +137,7 @@ def _placed_meanwhile(d: RunContext, job: FileJob) -> ManifestFile | None:
 
 def _transfer(d: RunContext, job: FileJob, stated: Stated, connections: int, progress) -> Transfer:
     """One attempt at a file over our bounded HTTP path (fetch.py)."""
-    from huggingface_hub.utils import build_hf_headers
+    from .hubparts import build_hf_headers
 
     spec, f = job.spec, job.file
     where = d.where(spec, job.repo_type)
@@ -163,7 +163,7 @@ def _transfer(d: RunContext, job: FileJob, stated: Stated, connections: int, pro
 
 
 def _fetch_checked(d: RunContext, job: FileJob) -> ManifestFile:
-    from huggingface_hub.utils import get_session
+    from .hubparts import get_session
 
     spec, f, local_dir = job.spec, job.file, job.local_dir
     where = d.where(spec, job.repo_type)

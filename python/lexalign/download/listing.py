@@ -26,7 +26,7 @@ def request_listing(
     endpoint: str, repo_type: str, repo_id: str, revision: str, token: str | None, timeout: float
 ) -> Any:
     """The decoded JSON answer; huggingface_hub's typed errors for an error status."""
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+    from .hubparts import build_hf_headers, get_session, hf_raise_for_status
 
     resp = get_session().get(
         listing_url(endpoint, repo_type, repo_id, revision),

@@ -85,6 +85,10 @@ class Downloader:
             # its file requests (hf_hub_download, get_hf_file_metadata) retry on their own:
             # single attempts, under our policy (our own transfers never go through them)
             single_attempt()
+            # and its tqdm bars would write over our progress lines
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
         # what each file's work gets (files.py): values, never this object
         self.files = RunContext(
             cfg=cfg,
@@ -104,7 +108,7 @@ class Downloader:
 
     def resolve(self, spec: RepoSpec, repo_type: str) -> tuple[str, list[RemoteFile]]:
         """Resolve the revision to a commit and list the files after the patterns."""
-        from huggingface_hub.utils import filter_repo_objects
+        from .hubparts import filter_repo_objects
 
         revision = spec.revision or "main"
 

@@ -117,7 +117,7 @@ def request_part(
         try:
             if resp.status_code == 416 and "Range" in req:
                 raise StartOver()
-            from huggingface_hub.utils import hf_raise_for_status
+            from .hubparts import hf_raise_for_status
 
             hf_raise_for_status(resp)
             if "Range" in req and resp.status_code != 200:
