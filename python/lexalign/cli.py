@@ -68,6 +68,7 @@ def download(
     from . import startup
 
     startup.hold()  # settled once the download modules are in (commands.run_download)
+    startup.quick_exit()  # the process ends without the interpreter's teardown
     from .commands import run_download
 
     sys.exit(
@@ -350,9 +351,11 @@ def entry(argv: list[str] | None = None, prog_name: str | None = None) -> int:
 
     startup.process_entry()
     try:
-        return main(argv, prog_name)
+        code = main(argv, prog_name)
     finally:
         startup.settled()
+    startup.end(code)
+    return code
 
 
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:

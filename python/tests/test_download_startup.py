@@ -45,22 +45,24 @@ def test_a_download_process_imports_what_it_uses_and_ends_with_the_collector_on(
     hub.add_repo("org/x", {"config.json": b"{}", "model.safetensors": b"w" * 3000})
     xet = "use_xet: true\n" if use_xet else ""
     (tmp_path / "c.yaml").write_text(f"{xet}models:\n  - repo_id: org/x\n")
+    # what the process holds at its end, said by an atexit handler: the download ends its
+    # process itself (startup.end), after the handlers have run
     code = (
-        "import gc, sys, runpy\n"
+        "import atexit, gc, sys, runpy\n"
+        "def report():\n"
+        f"    print('LOADED=' + ','.join(m for m in {UNUSED!r} if m in sys.modules))\n"
+        "    print('HTTP=' + str('huggingface_hub.utils._http' in sys.modules))\n"
+        "    print(f'GC={gc.isenabled()} FROZEN={gc.get_freeze_count() > 1000}')\n"
+        "atexit.register(report)\n"
         "sys.argv = ['download.py', '--config', 'c.yaml', '-q']\n"
-        "try:\n"
-        f"    runpy.run_path({str(PROJECT / 'download.py')!r}, run_name='__main__')\n"
-        "except SystemExit as e:\n"
-        "    print('EXIT=' + str(e.code))\n"
-        f"print('LOADED=' + ','.join(m for m in {UNUSED!r} if m in sys.modules))\n"
-        "print('HTTP=' + str('huggingface_hub.utils._http' in sys.modules))\n"
-        "print(f'GC={gc.isenabled()} FROZEN={gc.get_freeze_count() > 1000}')\n"
+        f"runpy.run_path({str(PROJECT / 'download.py')!r}, run_name='__main__')\n"
+        "print('NOT REACHED')\n"
     )
     env = dict(os.environ, **hub_env)
     p = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env
     )
-    assert "EXIT=0" in p.stdout, p.stdout + p.stderr
+    assert p.returncode == 0, p.stdout + p.stderr
     assert (tmp_path / "models/x/model.safetensors").read_bytes() == b"w" * 3000
     assert "HTTP=True" in p.stdout and "GC=True FROZEN=True" in p.stdout, p.stdout
     if use_xet:  # hf_hub_download imports the whole package: it must get all of it
@@ -188,3 +190,50 @@ def test_a_written_manifest_reads_back_equal_and_damage_is_named(tmp_path):
     assert "is damaged ((top level):" in read_manifest(tmp_path)[1]
     (tmp_path / "lexalign-manifest.json").write_text("{nope")
     assert "is unreadable (JSONDecodeError)" in read_manifest(tmp_path)[1]
+
+
+@pytest.mark.parametrize(
+    ("repo", "thread", "code", "teardown"),
+    [
+        ("org/x", False, 0, False),  # ends itself: no teardown, handlers and output kept
+        ("org/missing", False, 1, False),  # the same with a failure's exit code and message
+        ("org/x", True, 0, True),  # a thread still running: the usual exit, which joins it
+    ],
+)
+def test_a_download_process_ends_itself_after_its_handlers_and_output(
+    tmp_path, hub, hub_env, repo, thread, code, teardown
+):
+    hub.add_repo("org/x", {"config.json": b"{}"})
+    (tmp_path / "c.yaml").write_text(f"models:\n  - repo_id: {repo}\n")
+    # An atexit handler leaves a module whose object says so when the interpreter's teardown
+    # deallocates it; a thread that outlives the command says when it is done.
+    script = (
+        "import atexit, os, sys, runpy, threading, time, types\n"
+        "class Probe:\n"
+        "    def __del__(self, write=os.write):\n"
+        "        write(1, b'TEARDOWN\\n')\n"
+        "def handler():\n"
+        "    m = types.ModuleType('teardown_probe')\n"
+        "    m.probe = Probe()\n"
+        "    sys.modules[m.__name__] = m\n"
+        "    print('ATEXIT', flush=True)\n"
+        "atexit.register(handler)\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    print('THREAD DONE', flush=True)\n"
+        f"if {thread}:\n"
+        "    threading.Thread(target=late).start()\n"
+        "sys.argv = ['download.py', '--config', 'c.yaml']\n"
+        f"runpy.run_path({str(PROJECT / 'download.py')!r}, run_name='__main__')\n"
+    )
+    env = dict(os.environ, **hub_env)
+    p = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert p.returncode == code, p.stdout + p.stderr
+    assert "ATEXIT" in p.stdout and ("TEARDOWN" in p.stdout) == teardown, p.stdout
+    assert ("THREAD DONE" in p.stdout) == thread, p.stdout
+    if code == 0:
+        assert "org/x" in p.stdout and (tmp_path / "models/x/config.json").exists(), p.stdout
+    else:
+        assert "org/missing" in p.stderr and p.stderr.endswith("\n"), p.stderr
