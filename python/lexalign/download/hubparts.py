@@ -63,8 +63,8 @@ def _part(name: str) -> ModuleType:
     """`huggingface_hub.utils.<name>`, importing the package's __init__ only if it is asked for."""
     full = f"{PACKAGE}.{name}"
     module = sys.modules.get(full)
-    if module is not None:
-        return module
+    if module is not None and not getattr(module.__spec__, "_initializing", False):
+        return module  # imported, and not half-way by another thread
     import importlib
 
     with _lock:
