@@ -3,9 +3,9 @@
 Prints one JSON object: {"size_mb", "cli_mb_s": [...], "curl_mb_s": [...], "help_s": [...],
 "fixed_s": [...], "hf_fixed_s": [...], "cli_per_byte_mb_s": [...]} — fixed_s: the same CLI run
 on a one-file repo of 2 KB (start-up, config, API call, manifest), the part of each run that
-does not depend on the size; hf_fixed_s: `hf download` (huggingface_hub's own CLI) of the same
-repo, in the same run; cli_per_byte_mb_s: the size over each run's time less that run's fixed
-part (receive, write, sha256).
+does not depend on the size, FIXED_PAIRS times per run; hf_fixed_s: `hf download`
+(huggingface_hub's own CLI) of the same repo, alternating with it; cli_per_byte_mb_s: the size
+over each run's time less the median of that run's fixed part (receive, write, sha256).
 Run in the dev container: `cargo xtask run -- python benchmarks/download_bench.py`.
 """
 
@@ -26,6 +26,43 @@ PROJECT = HERE.parent
 sys.path.insert(0, str(PROJECT / "tests"))
 
 from hubsim import HubSim  # noqa: E402
+
+FIXED_PAIRS = 5  # per run: a 0.17 s run swings by ±5 ms, so a row's median wants more than 3
+
+
+def median(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def timed(cmd: list[str], **kw) -> float:
+    """Seconds one command takes, starting with no dirty pages of the last to write back."""
+    os.sync()
+    t = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, check=True, **kw)
+    return time.perf_counter() - t
+
+
+def fixed_pairs(run_dir: Path, env: dict, pairs: int) -> tuple[list[float], list[float]]:
+    """The CLI and `hf download` on the 2 KB repo, alternating, each into a folder of its own."""
+    cli, hf = [], []
+    for j in range(pairs):
+        d = run_dir / f"tiny{j}"
+        d.mkdir()
+        (d / "t.yaml").write_text("models:\n  - repo_id: bench/tiny\n")
+        cli.append(
+            timed([sys.executable, str(PROJECT / "download.py"), "--config", "t.yaml", "-q"],
+                  cwd=d, env=env)
+        )  # fmt: skip
+        hf.append(
+            timed([str(Path(sys.executable).parent / "hf"), "download", "bench/tiny",
+                   "--local-dir", str(d / "hf-tiny"), "--quiet"], cwd=d, env=env)
+        )  # fmt: skip
+        if (d / "hf-tiny" / "model.safetensors").stat().st_size != 2048:
+            raise SystemExit("hf download wrote a short file")
+        if (d / "models" / "tiny" / "model.safetensors").stat().st_size != 2048:
+            raise SystemExit("the CLI wrote a short file")
+    return cli, hf
 
 
 def main() -> None:
@@ -80,51 +117,16 @@ def main() -> None:
             if got.stat().st_size != size:  # a fast run of a short file is no measurement
                 raise SystemExit(f"download wrote {got.stat().st_size} of {size} bytes")
             cli.append(size / took / 1e6)
-            os.sync()  # each timed run starts with no dirty pages of the last one to write back
-            t = time.perf_counter()
-            subprocess.run(
-                [
-                    "curl",
-                    "-sSf",
-                    "-o",
-                    str(run_dir / "curl.bin"),
-                    f"{url}/bench/big/resolve/{commit}/model.safetensors",
-                ],
-                check=True,
-            )
-            curl.append(size / (time.perf_counter() - t) / 1e6)
+            url_big = f"{url}/bench/big/resolve/{commit}/model.safetensors"
+            took = timed(["curl", "-sSf", "-o", str(run_dir / "curl.bin"), url_big])
+            curl.append(size / took / 1e6)
             if (run_dir / "curl.bin").stat().st_size != size:
                 raise SystemExit("curl wrote a short file")
-            os.sync()  # each timed run starts with no dirty pages of the last one to write back
-            t = time.perf_counter()
-            subprocess.run(
-                [sys.executable, str(PROJECT / "download.py"), "--help"],
-                capture_output=True,
-                check=True,
-            )
-            helps.append(time.perf_counter() - t)
-            (run_dir / "t.yaml").write_text("models:\n  - repo_id: bench/tiny\n")
-            os.sync()  # each timed run starts with no dirty pages of the last one to write back
-            t = time.perf_counter()
-            subprocess.run(
-                [sys.executable, str(PROJECT / "download.py"), "--config", "t.yaml", "-q"],
-                cwd=run_dir,
-                env=env,
-                capture_output=True,
-                check=True,
-            )
-            fixed.append(time.perf_counter() - t)
-            per_byte.append(size / max(size / cli[-1] / 1e6 - fixed[-1], 1e-6) / 1e6)
-            os.sync()  # each timed run starts with no dirty pages of the last one to write back
-            t = time.perf_counter()
-            subprocess.run(
-                [str(Path(sys.executable).parent / "hf"), "download", "bench/tiny",
-                 "--local-dir", str(run_dir / "hf-tiny"), "--quiet"],
-                cwd=run_dir, env=env, capture_output=True, check=True,
-            )  # fmt: skip
-            hf_fixed.append(time.perf_counter() - t)
-            if (run_dir / "hf-tiny" / "model.safetensors").stat().st_size != 2048:
-                raise SystemExit("hf download wrote a short file")
+            helps.append(timed([sys.executable, str(PROJECT / "download.py"), "--help"]))
+            run_fixed, run_hf = fixed_pairs(run_dir, env, FIXED_PAIRS)
+            fixed += run_fixed
+            hf_fixed += run_hf
+            per_byte.append(size / max(size / cli[-1] / 1e6 - median(run_fixed), 1e-6) / 1e6)
             shutil.rmtree(run_dir)
         sim.stop()
         print(
