@@ -86,10 +86,8 @@ def _package() -> ModuleType:
 
         import huggingface_hub
 
-        spec = importlib.util.find_spec(PACKAGE)
-        if (
-            spec is None or spec.loader is None
-        ):  # pragma: no cover - huggingface_hub is a dependency
+        spec = importlib.util.find_spec(PACKAGE)  # huggingface_hub is a dependency: found
+        if spec is None or spec.loader is None:  # pragma: no cover
             raise ImportError(f"{PACKAGE} not found")
         module = importlib.util.module_from_spec(spec)
         module.__dict__["__getattr__"] = _completer(module)
