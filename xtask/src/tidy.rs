@@ -423,6 +423,36 @@ fn the_dockerfile_agrees_with_policy() {
     }
 }
 
+/// docker/tier_sync.py points uv at the cache mount of the step that runs it: a mount moved in
+/// the Dockerfile alone would leave uv's cache inside the layer (hundreds of MB, silently).
+#[test]
+fn tier_sync_uses_the_cache_mount_of_its_steps() {
+    let script = read("docker/tier_sync.py");
+    let dir = script
+        .split("UV_CACHE_DIR=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("docker/tier_sync.py sets UV_CACHE_DIR=\"…\"");
+    let df = read(policy::DOCKERFILE);
+    let lines: Vec<&str> = df.lines().collect();
+    let runs: Vec<usize> = (1..lines.len())
+        .filter(|&i| lines[i].contains("/tier_sync.py ") && !lines[i].starts_with("COPY"))
+        .collect();
+    assert_eq!(
+        runs.len(),
+        3,
+        "the deps-huge, deps-big and deps steps run tier_sync.py"
+    );
+    for i in runs {
+        let mount = format!("--mount=type=cache,target={dir},");
+        assert!(
+            lines[i - 1].starts_with("RUN ") && lines[i - 1].contains(&mount),
+            "docker/Dockerfile:{}: the step running tier_sync.py mounts no cache at {dir}",
+            i
+        );
+    }
+}
+
 #[test]
 fn compose_and_base_agree_with_policy() {
     let compose = read(policy::COMPOSE_FILE);
